@@ -1,0 +1,1 @@
+"""Orchestration: one run (pretrain -> evaluate -> record), matrices, tables and plots."""

@@ -1,0 +1,51 @@
+"""PNG curves of a run, from its ``metrics.csv`` (the figures the original README showed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def _figure(panels: list[tuple[pd.DataFrame, str, str]], x: str, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (frame, column, label) in zip(axes[0], panels, strict=True):
+        ax.plot(frame[x], frame[column], lw=1.5)
+        ax.set_xlabel(x)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_run(run_dir: Path) -> dict[str, str]:
+    """Write ``pretrain.png``, ``linear_train.png``, ``linear_eval.png``; return their paths."""
+    csv = run_dir / "metrics.csv"
+    if not csv.exists():
+        return {}
+    frame = pd.read_csv(csv)
+    written: dict[str, str] = {}
+    pre = frame[frame.phase == "pretrain"].dropna(subset=["loss"])
+    lin = frame[frame.phase == "linear"].dropna(subset=["loss"])
+    if len(pre):
+        path = run_dir / "pretrain.png"
+        _figure([(pre, "loss", "loss"), (pre, "lr", "learning rate")], "step",
+                "Pretraining", path)
+        written["plot_pretrain"] = str(path)
+    if len(lin):
+        path = run_dir / "linear_train.png"
+        _figure([(lin, "loss", "train loss"), (lin, "lr", "learning rate")], "epoch",
+                "Linear probe: training", path)
+        written["plot_linear_train"] = str(path)
+        path = run_dir / "linear_eval.png"
+        _figure([(lin, "test_loss", "test loss"), (lin, "test_acc1", "Acc@1 (%)"),
+                 (lin, "test_acc5", "Acc@5 (%)")], "epoch", "Linear probe: test split", path)
+        written["plot_linear_eval"] = str(path)
+    return written

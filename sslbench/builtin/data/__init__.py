@@ -1,0 +1,1 @@
+"""Built-in data (one plugin module per component)."""

@@ -1,0 +1,38 @@
+"""Helpers shared by the built-in dataset plugins (not a plugin itself)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sslbench.core.components import Split
+from sslbench.errors import DataError
+
+
+def split_from_arrays(images: np.ndarray | torch.Tensor, labels) -> Split:
+    """``[N, H, W]`` or ``[N, H, W, C]`` uint8 images -> a :class:`Split` with ``[N, C, H, W]``."""
+    images = torch.as_tensor(np.asarray(images))
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    elif images.dim() == 4 and images.shape[-1] in (1, 3):
+        images = images.permute(0, 3, 1, 2)
+    return Split(images.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(labels)).long())
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units (computed on train only)."""
+    x = images.float().div_(255)
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+def missing(name: str, where: Path, files: list[str], hint: str = "") -> DataError:
+    listed = ", ".join(files)
+    extra = f" ({hint})" if hint else ""
+    return DataError(f"{name} not found: put {listed} in {where}{extra}, or allow the download")
+
+
+def corrupt(name: str, where: Path, exc: Exception) -> DataError:
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return DataError(f"{name} files in {where} are unreadable or corrupt: {detail}")

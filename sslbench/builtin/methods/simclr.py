@@ -1,0 +1,78 @@
+"""SimCLR: contrastive learning with the NT-Xent loss over 2N augmented views.
+
+Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations",
+https://arxiv.org/abs/2002.05709. Paper defaults: projector 2048 -> 128, temperature 0.5 on
+CIFAR-10 (0.1 on ImageNet), LARS lr 1.0 (batch 512), weight decay 1e-6 (1e-4 in the seed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from sslbench import hookimpl
+from sslbench.core.config import StrictModel, ViewSpec
+from sslbench.heads import mlp
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Normalised temperature-scaled cross entropy, averaged over all 2N anchors.
+
+    ``z1, z2``: ``[N, D]`` projections of two views of the same N images. For anchor i its
+    positive is the other view of image i; the 2N - 2 other views are its negatives.
+    """
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    n = z1.shape[0]
+    logits = z @ z.T / temperature
+    logits.fill_diagonal_(float("-inf"))  # an anchor is not its own negative
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, positives)
+
+
+class SimCLRConfig(StrictModel):
+    proj_hidden_dim: int = Field(2048, ge=1)
+    proj_dim: int = Field(128, ge=1)
+    temperature: float = Field(0.5, gt=0.0)
+
+
+SIMCLR_VIEW = ViewSpec(count=2, scale=(0.08, 1.0), jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8,
+                       grayscale_p=0.2, blur_p=0.5)
+
+
+class SimCLR(nn.Module):
+    """SimCLR (Chen et al. 2020): NT-Xent between two views through an MLP projector."""
+
+    Config = SimCLRConfig
+    views = [SIMCLR_VIEW]
+    recipes = {
+        "cifar10": {  # the seed's command lines
+            "pretrain": {
+                "epochs": 1000, "batch_size": 512,
+                "optimizer": {"name": "lars_simclr", "lr": 1.0, "weight_decay": 1e-4,
+                              "momentum": 0.9},
+                "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
+                             "final_lr": 0.0},
+            },
+            "eval": {"linear": {"epochs": 100, "batch_size": 512,
+                                "optimizer": {"name": "sgd_nesterov", "lr": 0.1,
+                                              "weight_decay": 0.0, "momentum": 0.9}}},
+        },
+    }
+
+    def __init__(self, backbone: nn.Module, cfg: SimCLRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.projector = mlp(backbone.feature_dim, cfg.proj_hidden_dim, cfg.proj_dim)
+
+    def forward(self, views, labels=None):
+        z1, z2 = (self.projector(self.backbone(v)) for v in views[:2])
+        loss = nt_xent(z1, z2, self.cfg.temperature)
+        return loss, {"nt_xent": loss.detach()}
+
+
+@hookimpl
+def sslbench_register_methods(register):
+    register("simclr", SimCLR, display="SimCLR")

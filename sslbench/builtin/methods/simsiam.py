@@ -1,0 +1,79 @@
+"""SimSiam: a siamese network with a predictor and stop-gradient, no negatives.
+
+Chen & He 2021, "Exploring Simple Siamese Representation Learning",
+https://arxiv.org/abs/2011.10566. Paper defaults: 3-layer projector with BN (2048-d, output BN
+without affine), predictor 2048 -> 512 -> 2048, SGD lr 0.05 x batch/256, wd 1e-4 (the seed's
+CIFAR-10 recipe: lr 0.03, batch 512, wd 5e-4, 800 epochs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from sslbench import hookimpl
+from sslbench.core.config import StrictModel, ViewSpec
+from sslbench.heads import mlp
+
+
+def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``D(p, z) = -cos(p, stopgrad(z))``, averaged over the batch (``[N, D]`` each)."""
+    return -F.cosine_similarity(p.float(), z.detach().float(), dim=1).mean()
+
+
+def symmetric_loss(p1, p2, z1, z2) -> torch.Tensor:
+    """``L = D(p1, z2) / 2 + D(p2, z1) / 2`` (Eq. 2 of the paper)."""
+    return negative_cosine(p1, z2) / 2 + negative_cosine(p2, z1) / 2
+
+
+class SimSiamConfig(StrictModel):
+    proj_dim: int = Field(2048, ge=1)
+    proj_layers: int = Field(3, ge=1)
+    pred_hidden_dim: int = Field(512, ge=1)
+
+
+class SimSiam(nn.Module):
+    """SimSiam (Chen & He 2021): predictor + stop-gradient, symmetric negative cosine."""
+
+    Config = SimSiamConfig
+    views = [ViewSpec(count=2, scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8,
+                      grayscale_p=0.2, blur_p=0.0)]
+    recipes = {
+        "cifar10": {  # the seed's command lines
+            "pretrain": {
+                "epochs": 800, "batch_size": 512,
+                "optimizer": {"name": "sgd", "lr": 0.03, "weight_decay": 5e-4, "momentum": 0.9},
+                "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
+                             "final_lr": 0.0},
+            },
+            "eval": {"linear": {"epochs": 100, "batch_size": 256,
+                                "optimizer": {"name": "sgd", "lr": 30.0, "weight_decay": 0.0,
+                                              "momentum": 0.9}}},
+        },
+    }
+
+    def __init__(self, backbone: nn.Module, cfg: SimSiamConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        d = cfg.proj_dim
+        self.projector = mlp(backbone.feature_dim, d, d, layers=cfg.proj_layers, last_bn=True,
+                             last_bn_affine=False, bias=False)
+        self.predictor = nn.Sequential(
+            nn.Linear(d, cfg.pred_hidden_dim, bias=False), nn.BatchNorm1d(cfg.pred_hidden_dim),
+            nn.ReLU(inplace=True), nn.Linear(cfg.pred_hidden_dim, d),
+        )
+
+    def forward(self, views, labels=None):
+        z1, z2 = (self.projector(self.backbone(v)) for v in views[:2])
+        p1, p2 = self.predictor(z1), self.predictor(z2)
+        loss = symmetric_loss(p1, p2, z1, z2)
+        # the std of normalised outputs tells collapse (-> 0) from health (-> 1/sqrt(d))
+        z_std = F.normalize(z1.detach().float(), dim=1).std(dim=0).mean()
+        return loss, {"z_std": z_std}
+
+
+@hookimpl
+def sslbench_register_methods(register):
+    register("simsiam", SimSiam, display="SimSiam")

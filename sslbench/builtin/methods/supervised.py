@@ -1,0 +1,39 @@
+"""The ceiling of every table: the same backbone trained with labels and cross-entropy."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from sslbench import hookimpl
+from sslbench.core.config import StrictModel, ViewSpec
+
+
+class SupervisedConfig(StrictModel):
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class Supervised(nn.Module):
+    """Supervised cross-entropy on one lightly augmented view (crop + flip)."""
+
+    Config = SupervisedConfig
+    needs_labels = True
+    views = [ViewSpec(count=1, scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0)]
+
+    def __init__(self, backbone: nn.Module, cfg: SupervisedConfig, num_classes: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.classifier = nn.Linear(backbone.feature_dim, num_classes)
+
+    def forward(self, views, labels=None):
+        logits = self.classifier(self.backbone(views[0]))
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.label_smoothing)
+        acc = (logits.argmax(1) == labels).float().mean()
+        return loss, {"train_acc": acc}
+
+
+@hookimpl
+def sslbench_register_methods(register):
+    register("supervised", Supervised, display="Supervised")

@@ -1,0 +1,1 @@
+"""Built-in optim (one plugin module per component)."""

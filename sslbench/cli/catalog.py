@@ -1,0 +1,57 @@
+"""``sslbench list`` and ``sslbench plugins``: what is registered, and by whom."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sslbench.cli import app
+from sslbench.core.catalog import KINDS
+from sslbench.core.plugins import Plugins, load_plugins
+
+Kind = Enum("Kind", {k: k for k in KINDS}, type=str)
+
+
+def load(strict: bool = False) -> Plugins:
+    """Load plugins for one command; failures become one warning line each on stderr."""
+    plugins = load_plugins(strict=strict)
+    for failure in plugins.failures:
+        typer.echo(f"warning: {failure}", err=True)
+    return plugins
+
+
+@app.command("list")
+def list_components(
+    kind: Kind | None = typer.Argument(None, help="methods, backbones, optimizers, "
+                                                  "schedulers or datasets (default: all)"),
+) -> None:
+    """List registered components (name, plugin, summary)."""
+    plugins = load()
+    console = Console(width=120)
+    for k in [kind.value] if kind else KINDS:
+        table = Table(title=k, title_justify="left", show_edge=False)
+        for column in ("name", "plugin", "summary"):
+            table.add_column(column)
+        for entry in plugins.catalog.entries(k):
+            source = entry.distribution or entry.plugin.rsplit(".", 1)[-1] + " (built-in)"
+            table.add_row(entry.name, source, entry.summary)
+        console.print(table)
+
+
+@app.command("plugins")
+def list_plugins(
+    strict: bool = typer.Option(False, help="Exit 2 if any plugin failed to load."),
+) -> None:
+    """Installed plugins with what they registered, and any that failed to load."""
+    plugins = load_plugins()
+    for info in plugins.loaded:
+        where = f"{info.distribution} {info.version}" if info.distribution else "built-in"
+        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.registered.items())
+        typer.echo(f"{info.name}  [{where}]  {what}")
+    for failure in plugins.failures:
+        typer.echo(f"FAILED {failure}")
+    if strict and plugins.failures:
+        raise typer.Exit(2)

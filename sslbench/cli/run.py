@@ -1,0 +1,69 @@
+"""``sslbench run METHOD BACKBONE DATASET``: one pretraining + evaluation, one record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+
+from sslbench.bench.resolve import resolve_config
+from sslbench.bench.run import RunOptions, default_data_dir, run_cell
+from sslbench.cli import app
+from sslbench.cli.catalog import load
+from sslbench.core.records import RunRecord
+
+
+@app.command()
+def run(
+    method: str = typer.Argument(..., help="SSL method, e.g. simclr (see `sslbench list`)."),
+    backbone: str = typer.Argument(..., help="Backbone, e.g. resnet18."),
+    dataset: str = typer.Argument(..., help="Dataset, e.g. digits, fashion-mnist, cifar10."),
+    epochs: int | None = typer.Option(None, min=0, help="Pretraining epochs."),
+    batch_size: int | None = typer.Option(None, min=2, help="Pretraining batch size."),
+    lr: float | None = typer.Option(None, help="Base learning rate."),
+    seed: int = typer.Option(0, min=0, help="Random seed (a cell of a matrix)."),
+    config: Path | None = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
+    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeat)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    data_dir: Path = typer.Option(default_data_dir(), help="Dataset folder ($SSLBENCH_DATA)."),
+    output_dir: Path = typer.Option(Path("runs"), help="Run folders (checkpoint, plots)."),
+    results_dir: Path = typer.Option(Path("results"), help="Results registry folder."),
+    download: bool = typer.Option(True, help="Download missing datasets when possible."),
+    resume: bool = typer.Option(False, help="Continue from the run folder's checkpoint."),
+    dry_run: bool = typer.Option(False, help="Print the resolved config and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Pretrain METHOD on DATASET with BACKBONE, evaluate the frozen features, record it."""
+    plugins = load()
+    cfg = resolve_config(plugins.catalog, method, backbone, dataset, config_file=config,
+                         sets=set_, overrides={"pretrain.epochs": epochs,
+                                               "pretrain.batch_size": batch_size,
+                                               "pretrain.optimizer.lr": lr, "seed": seed})
+    if dry_run:
+        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
+        return
+    opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
+                      results_dir=results_dir, download=download, quiet=quiet, resume=resume)
+    record = run_cell(cfg, plugins, opts)
+    typer.echo(summary(record, results_dir))
+
+
+def summary(record: RunRecord, results_dir: Path) -> str:
+    m, c = record.metrics, record.cost
+
+    def pct(value):
+        return "–" if value is None else f"{value:.2f}%"
+
+    ips = f"{c.images_per_second:.0f} img/s" if c.images_per_second else "no pretraining"
+    mem = f", peak memory {c.peak_memory_mb:.0f} MB" if c.peak_memory_mb else ""
+    plots = [v for k, v in record.artifacts.items() if k.startswith("plot_")]
+    return "\n".join([
+        f"{record.method} · {record.backbone} · {record.dataset} "
+        f"(seed {record.seed}, {record.epochs} epochs)",
+        f"  linear Acc@1 {pct(m.linear_acc1)}  Acc@5 {pct(m.linear_acc5)}  "
+        f"kNN Acc@1 {pct(m.knn_acc1)}",
+        f"  pretrain {c.pretrain_seconds:.1f} s ({ips}), eval {c.eval_seconds:.1f} s{mem}",
+        f"  record {results_dir / (record.run_id + '.json')}",
+        f"  plots  {', '.join(plots) if plots else '–'}",
+    ])

@@ -1,0 +1,158 @@
+"""Pydantic models of a run's configuration, and how layers of settings merge into one.
+
+A run's resolved config is built from, in order: the model defaults below, the dataset's
+recipe, the method's recipe (``"*"`` then the dataset's own), a config file (TOML/YAML/JSON),
+``--set section.key=value`` overrides, then explicit CLI flags. Every model forbids unknown
+fields, so a typo is an error naming the field, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Prob = Field(ge=0.0, le=1.0)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ViewSpec(StrictModel):
+    """One kind of augmented view (a method asks for one or more; SwAV's small crops are one).
+
+    ``size`` is relative to the dataset's image size (SwAV's 96/224 crops are 0.43). Colour jitter
+    is (brightness, contrast, saturation, hue) applied with probability ``jitter_p``.
+    """
+
+    count: int = Field(1, ge=1, le=16)
+    size: float = Field(1.0, gt=0.0, le=4.0)
+    scale: tuple[float, float] = (0.2, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: float = Field(0.5, ge=0.0, le=1.0)
+    jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1)
+    jitter_p: float = Field(0.8, ge=0.0, le=1.0)
+    grayscale_p: float = Field(0.2, ge=0.0, le=1.0)
+    blur_p: float = Field(0.0, ge=0.0, le=1.0)
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    solarize_p: float = Field(0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered_ranges(self) -> ViewSpec:
+        for name in ("scale", "ratio", "blur_sigma"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be (low, high) with 0 < low <= high")
+        if self.scale[1] > 1:
+            raise ValueError("scale is a fraction of the image area: high must be <= 1")
+        return self
+
+
+class OptimizerConfig(StrictModel):
+    """Optimizer settings; ``options`` carries optimizer-specific ones (e.g. LARS' ``eta``)."""
+
+    name: str = "sgd"
+    lr: float = Field(0.05, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(5e-4, ge=0.0)
+    nesterov: bool = False
+    scale_lr_with_batch: bool = False  # lr * batch_size / 256 (Goyal et al. 2017)
+    options: dict[str, float | int | bool | str] = {}
+
+
+class ScheduleConfig(StrictModel):
+    """Learning-rate schedule, evaluated per step (the seed's warm-up/base/final flags)."""
+
+    name: str = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    warmup_lr: float = Field(0.0, ge=0.0)
+    final_lr: float = Field(0.0, ge=0.0)
+    options: dict[str, float | int | bool | str | list[int]] = {}
+
+
+class PretrainConfig(StrictModel):
+    epochs: int = Field(100, ge=0)
+    batch_size: int = Field(256, ge=2)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig(warmup_epochs=10)
+    views: list[ViewSpec] | None = None  # None: the method's own default views
+    log_every: int = Field(10, ge=1)
+
+
+class LinearConfig(StrictModel):
+    """Linear probe on the frozen backbone (the original's ``main_linear.py``)."""
+
+    epochs: int = Field(100, ge=0)
+    batch_size: int = Field(256, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig(name="sgd", lr=0.1, weight_decay=0.0)
+    schedule: ScheduleConfig = ScheduleConfig()
+    cached: bool = True  # train on features computed once (fast); False: augment every epoch
+
+
+class EvalConfig(StrictModel):
+    linear: LinearConfig = LinearConfig()
+    knn_k: int = Field(200, ge=1)
+    knn_temperature: float = Field(0.1, gt=0.0)
+    train_subset: int | None = Field(None, ge=1)  # labelled train images used (None: all)
+
+
+class DataConfig(StrictModel):
+    name: str
+    image_size: int | None = Field(None, ge=8, le=1024)  # resize to this; None: native size
+    train_subset: int | None = Field(None, ge=2)  # pretrain on a fixed subset (CPU recipes)
+    hflip: bool = True  # False where a mirror image changes the class (digits)
+
+
+class ComponentConfig(BaseModel):
+    """``name`` plus the component's own options, validated by the component itself."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class RuntimeConfig(StrictModel):
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+
+
+class RunConfig(StrictModel):
+    method: ComponentConfig
+    backbone: ComponentConfig
+    data: DataConfig
+    pretrain: PretrainConfig = PretrainConfig()
+    eval: EvalConfig = EvalConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    def hash(self, *, with_seed: bool = False) -> str:
+        """Identity of the recipe (seeds of one recipe share it; ``with_seed`` for the cell)."""
+        data = self.model_dump(mode="json")
+        if not with_seed:
+            data.pop("seed")
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def deep_merge(base: dict, *layers: dict | None) -> dict:
+    """Merge nested dicts left to right; later layers win, dicts merge, other values replace."""
+    merged = copy.deepcopy(base)
+    for layer in layers:
+        for key, value in (layer or {}).items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = deep_merge(merged[key], value)
+            else:
+                merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def dotted_to_nested(key: str, value: Any) -> dict:
+    """``"pretrain.optimizer.lr", 0.1`` -> ``{"pretrain": {"optimizer": {"lr": 0.1}}}``."""
+    nested: Any = value
+    for part in reversed(key.split(".")):
+        nested = {part: nested}
+    return nested

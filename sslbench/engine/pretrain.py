@@ -1,0 +1,206 @@
+"""One pretraining loop for every method.
+
+Per step: take a batch of uint8 images already on the device, augment it there into the views
+the method declared, compute ``loss, logs = method(views, labels)`` under autocast, step the
+optimizer with the lr of this step. The loss is read back to the host only every
+``log_every`` steps (a sync), which is also when a non-finite loss stops the run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sslbench.core.catalog import Catalog
+from sslbench.core.components import Split
+from sslbench.core.config import RunConfig, ViewSpec
+from sslbench.engine.augment import BatchAugment
+from sslbench.engine.checkpoint import rng_states, save_checkpoint, set_rng_states
+from sslbench.engine.device import autocast, autocast_dtype, make_scaler
+from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.engine.optim import base_lr, build_optimizer, build_schedule, set_lr
+from sslbench.errors import TrainingError, UsageError
+
+WARMUP_STEPS = 3  # steps excluded from the images/s figure (allocator, caches, autotuning)
+
+
+@dataclass
+class PretrainResult:
+    final_loss: float | None = None  # mean loss over the last epoch
+    images_per_second: float | None = None  # steady state, source images (all views each)
+    seconds: float = 0.0
+    steps: int = 0
+
+
+@dataclass
+class Context:
+    """What the loop needs besides the model and the data."""
+
+    cfg: RunConfig
+    catalog: Catalog
+    device: torch.device
+    views: list[ViewSpec]
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
+    metrics: MetricsLog = field(default_factory=lambda: MetricsLog(None))
+    checkpoint_path: Path | None = None
+
+
+@dataclass
+class _Loop:
+    """The mutable state of one pretraining run: everything a checkpoint must restore."""
+
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    augment: BatchAugment
+    lr_at: object
+    steps_per_epoch: int
+    total_steps: int
+    epoch: int = 0
+    step: int = 0
+    timed_images: int = 0
+    timed_seconds: float = 0.0
+    final_loss: float | None = None
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch: a pure function of (seed, epoch), so resume needs no state."""
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def pretrain(method: nn.Module, split: Split, ctx: Context,
+             resume: dict | None = None) -> PretrainResult:
+    """Pretrain ``method`` on ``split`` for ``cfg.pretrain.epochs``; checkpoint every epoch."""
+    start = time.perf_counter()
+    loop = _setup(method, split, ctx)
+    if resume is not None:
+        _restore(loop, method, resume)
+    images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
+    needs_labels = getattr(method, "needs_labels", False)
+    ctx.reporter.start("pretrain", loop.total_steps)
+    try:
+        while loop.epoch < ctx.cfg.pretrain.epochs:
+            _run_epoch(method, loop, images, labels if needs_labels else None, ctx)
+            loop.epoch += 1
+            if ctx.checkpoint_path is not None:
+                save_checkpoint(_state(loop, method, ctx), ctx.checkpoint_path)
+    finally:
+        ctx.reporter.stop()
+    ips = loop.timed_images / loop.timed_seconds if loop.timed_seconds > 0 else None
+    return PretrainResult(loop.final_loss, ips, time.perf_counter() - start, loop.step)
+
+
+def _setup(method: nn.Module, split: Split, ctx: Context) -> _Loop:
+    p = ctx.cfg.pretrain
+    if len(split) < p.batch_size:
+        raise UsageError(f"pretrain.batch_size {p.batch_size} is larger than the "
+                         f"{len(split)} pretraining images; lower --batch-size")
+    steps_per_epoch = len(split) // p.batch_size  # drop the last partial batch
+    total = steps_per_epoch * p.epochs
+    dtype = autocast_dtype(ctx.device, ctx.cfg.runtime.precision)
+    gen = torch.Generator(ctx.device).manual_seed(ctx.cfg.seed)
+    augment = BatchAugment(ctx.views, ctx.image_size, ctx.mean, ctx.std, gen,
+                           ctx.cfg.runtime.channels_last)
+    optimizer = build_optimizer(ctx.catalog, method, p.optimizer, p.batch_size)
+    lr_at = build_schedule(ctx.catalog, p.schedule, base_lr(p.optimizer, p.batch_size), total,
+                           steps_per_epoch)
+    return _Loop(optimizer, make_scaler(ctx.device, dtype), augment, lr_at, steps_per_epoch,
+                 total)
+
+
+def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
+    p = ctx.cfg.pretrain
+    method.train()
+    if hasattr(method, "on_epoch_start"):
+        method.on_epoch_start(loop.epoch, p.epochs)
+    order = epoch_order(len(images), ctx.cfg.seed, loop.epoch).to(ctx.device)
+    epoch_loss = torch.zeros((), device=ctx.device)
+    interval_loss = torch.zeros((), device=ctx.device)
+    tick, first = time.perf_counter(), loop.step - loop.epoch * loop.steps_per_epoch
+    interval = 0
+    for i in range(first, loop.steps_per_epoch):
+        index = order[i * p.batch_size:(i + 1) * p.batch_size]
+        loss, logs = _train_step(method, loop, images[index],
+                                 None if labels is None else labels[index], ctx)
+        epoch_loss += loss
+        interval_loss += loss
+        loop.step += 1
+        interval += 1
+        if loop.step % p.log_every == 0 or i == loop.steps_per_epoch - 1:
+            tick = _log(loop, interval_loss / interval, logs, interval, tick, ctx)
+            interval_loss.zero_()
+            interval = 0
+    loop.final_loss = (epoch_loss / max(1, loop.steps_per_epoch - first)).item()
+
+
+def _train_step(method, loop: _Loop, x, y, ctx: Context):
+    lr = loop.lr_at(loop.step)
+    set_lr(loop.optimizer, lr)
+    views = loop.augment(x)
+    dtype = autocast_dtype(ctx.device, ctx.cfg.runtime.precision)
+    with autocast(ctx.device, dtype):
+        loss, logs = method(views, y)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loop.scaler.scale(loss).backward()
+    loop.scaler.step(loop.optimizer)
+    loop.scaler.update()
+    if hasattr(method, "after_step"):
+        with torch.no_grad():
+            method.after_step(loop.step, loop.total_steps)
+    return loss.detach().float(), logs
+
+
+def _log(loop: _Loop, mean_loss, logs, steps: int, tick: float, ctx: Context) -> float:
+    """Read the loss back (one sync), stop on non-finite values, log and report."""
+    loss = mean_loss.item()
+    if not math.isfinite(loss):
+        bad = [k for k, v in logs.items() if not torch.isfinite(v).all()] or ["loss"]
+        raise TrainingError(
+            f"non-finite loss ({loss}) at step {loop.step}, epoch {loop.epoch + 1}: "
+            f"{', '.join(bad)} not finite; lower the learning rate or use "
+            f"--set runtime.precision=fp32")
+    now = time.perf_counter()
+    images = steps * ctx.cfg.pretrain.batch_size
+    ips = images / max(now - tick, 1e-9)
+    if loop.step > WARMUP_STEPS:
+        loop.timed_images += images
+        loop.timed_seconds += now - tick
+    lr = loop.lr_at(loop.step - 1)
+    ctx.metrics.write(phase="pretrain", epoch=loop.epoch + 1, step=loop.step, loss=loss, lr=lr,
+                      images_per_second=ips)
+    ctx.reporter.update(loop.step, f"pretrain {loop.epoch + 1}/{ctx.cfg.pretrain.epochs}",
+                        loss=loss, lr=lr, **{"img/s": round(ips, 1)})
+    return time.perf_counter()
+
+
+def _state(loop: _Loop, method: nn.Module, ctx: Context) -> dict:
+    return {
+        "model": method.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "scaler": loop.scaler.state_dict(),
+        "augment_rng": loop.augment.generator.get_state(),
+        "rng": rng_states(),
+        "epoch": loop.epoch,
+        "step": loop.step,
+        "final_loss": loop.final_loss,
+        "timing": [loop.timed_images, loop.timed_seconds],
+        "config": ctx.cfg.model_dump_json(),
+    }
+
+
+def _restore(loop: _Loop, method: nn.Module, state: dict) -> None:
+    method.load_state_dict(state["model"])
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.scaler.load_state_dict(state["scaler"])
+    loop.augment.generator.set_state(state["augment_rng"])
+    set_rng_states(state["rng"])
+    loop.epoch, loop.step, loop.final_loss = state["epoch"], state["step"], state["final_loss"]
+    loop.timed_images, loop.timed_seconds = state["timing"]

@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny, fast recipe and isolated folders for every CLI test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sslbench.core.plugins import load_plugins
+
+# One epoch at 8 px: a whole digits run (pretrain + kNN + linear probe) in a few seconds.
+TINY = ["--epochs", "1", "--batch-size", "64", "--set", "data.image_size=8",
+        "--set", "eval.linear.epochs=3", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Every test runs in its own folder, with no third-party plugins and no real data cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SSLBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setenv("SSLBENCH_DATA", str(tmp_path / "data"))
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture
+def plugins():
+    return load_plugins(autoload=False)
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)

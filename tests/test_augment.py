@@ -1,0 +1,69 @@
+"""Batched augmentation: shapes, per-sample randomness, determinism, and the ops themselves."""
+
+import torch
+
+from sslbench.core.config import ViewSpec
+from sslbench.engine import augment as aug
+
+
+def batch(n=6, c=3, size=16):
+    return torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8,
+                         generator=torch.Generator().manual_seed(0))
+
+
+def test_views_have_declared_count_and_sizes():
+    views = [ViewSpec(count=2), ViewSpec(count=3, size=0.5, scale=(0.05, 0.3))]
+    a = aug.BatchAugment(views, 32, (0.5,), (0.25,), torch.Generator().manual_seed(0))
+    out = a(batch(c=1, size=28))
+    assert [tuple(v.shape) for v in out] == [(6, 3, 32, 32)] * 2 + [(6, 3, 16, 16)] * 3
+    assert a.num_views == 5
+
+
+def test_same_generator_state_gives_same_views_and_samples_differ():
+    spec = [ViewSpec(count=1, blur_p=0.5, solarize_p=0.5)]
+    x = batch()
+    v1 = aug.BatchAugment(spec, 16, (0.5,) * 3, (0.25,) * 3, torch.Generator().manual_seed(3))(x)
+    v2 = aug.BatchAugment(spec, 16, (0.5,) * 3, (0.25,) * 3, torch.Generator().manual_seed(3))(x)
+    assert torch.equal(v1[0], v2[0])
+    # one image repeated: per-sample parameters must still make the copies differ
+    same = x[:1].repeat(8, 1, 1, 1)
+    out = aug.BatchAugment(spec, 16, (0.5,) * 3, (0.25,) * 3,
+                           torch.Generator().manual_seed(0))(same)[0]
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_full_crop_without_flip_is_identity():
+    x = batch().float() / 255
+    spec = ViewSpec(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0)
+    out = aug.resized_crop_flip(x, 16, spec, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_flip_mirrors_the_image():
+    x = batch().float() / 255
+    spec = ViewSpec(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=1.0)
+    out = aug.resized_crop_flip(x, 16, spec, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x.flip(-1), atol=1e-5)
+
+
+def test_solarize_and_grayscale_with_probability_one():
+    x = torch.tensor([0.2, 0.7]).view(1, 1, 1, 2).expand(1, 3, 1, 2).clone()
+    out = aug.solarize(x, 1.0, torch.Generator())
+    assert torch.allclose(out[0, 0, 0], torch.tensor([0.2, 0.3]))
+    rgb = torch.rand(2, 3, 4, 4)
+    g = aug.random_grayscale(rgb, 1.0, torch.Generator())
+    assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
+
+
+def test_blur_keeps_constant_images_and_smooths_noise():
+    flat = torch.full((2, 3, 16, 16), 0.3)
+    assert torch.allclose(aug.gaussian_blur(flat, 1.0, (1.0, 2.0), torch.Generator()), flat,
+                          atol=1e-6)
+    noise = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    blurred = aug.gaussian_blur(noise, 1.0, (1.5, 2.0), torch.Generator().manual_seed(0))
+    assert blurred.std() < noise.std() * 0.8
+
+
+def test_hue_rotation_by_full_turn_is_identity():
+    x = torch.rand(3, 3, 4, 4)
+    assert torch.allclose(aug.rotate_hue(x, torch.ones(3)), x, atol=1e-4)

@@ -1,0 +1,53 @@
+"""Run records: validated round trip, atomic writes, unreadable files skipped with a warning."""
+
+import json
+from unittest import mock
+
+import pytest
+
+from sslbench.core.records import (Metrics, Provenance, RunRecord, load_records, read_record,
+                                   write_record)
+
+PROV = Provenance(sslbench="0.1.0", torch="2", torchvision="0", python="3.11", platform="x")
+
+
+def make_record(run_id="r1", **kw):
+    fields = dict(run_id=run_id, status="completed", method="simclr", backbone="resnet18",
+                  dataset="digits", seed=0, epochs=1, config={"seed": 0}, config_hash="abc",
+                  metrics=Metrics(linear_acc1=90.0, linear_acc5=99.0, knn_acc1=88.0),
+                  provenance=PROV)
+    fields.update(kw)
+    return RunRecord(**fields)
+
+
+def test_round_trip(tmp_path):
+    record = make_record()
+    path = write_record(record, tmp_path)
+    assert path.name == "r1.json"
+    assert read_record(path) == record
+
+
+def test_failed_write_keeps_previous_record(tmp_path):
+    path = write_record(make_record(), tmp_path)
+    before = path.read_text()
+    with mock.patch("os.fsync", side_effect=OSError(28, "No space left on device")):
+        with pytest.raises(OSError):
+            write_record(make_record(metrics=Metrics(linear_acc1=1.0)), tmp_path)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r1.json"]  # no temp file left behind
+
+
+def test_unreadable_records_are_skipped_with_warning(tmp_path):
+    write_record(make_record(), tmp_path)
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "alien.json").write_text(json.dumps({"hello": 1}))
+    records, warnings = load_records(tmp_path)
+    assert [r.run_id for r in records] == ["r1"]
+    assert len(warnings) == 2
+    assert any("broken.json" in w for w in warnings)
+    assert any("alien.json" in w for w in warnings)
+
+
+def test_unknown_fields_are_rejected():
+    with pytest.raises(ValueError):
+        RunRecord.model_validate({**make_record().model_dump(), "surprise": 1})

@@ -1,0 +1,56 @@
+"""The comparison table from hand-made records (golden Markdown) and the README block."""
+
+from sslbench.bench import table as tables
+from sslbench.core.records import Cost, Metrics
+
+from tests.test_records import make_record
+
+
+def records():
+    cfg = {"data": {"image_size": 16}, "pretrain": {"batch_size": 128}}
+    return [
+        make_record("a0", seed=0, config=cfg, config_hash="h1",
+                    metrics=Metrics(linear_acc1=90.0, linear_acc5=99.0, knn_acc1=80.0),
+                    cost=Cost(pretrain_seconds=360.0, images_per_second=100.0)),
+        make_record("a1", seed=1, config=cfg, config_hash="h1",
+                    metrics=Metrics(linear_acc1=92.0, linear_acc5=99.5, knn_acc1=84.0),
+                    cost=Cost(pretrain_seconds=360.0, images_per_second=120.0)),
+        make_record("r0", method="random", epochs=0, config=cfg, config_hash="h2",
+                    metrics=Metrics(linear_acc1=70.0, linear_acc5=95.0, knn_acc1=60.0)),
+        make_record("f0", status="failed", reason="nan", config_hash="h3"),
+    ]
+
+
+GOLDEN = """\
+| Model   | Backbone   | Dataset   |   Epochs |        Acc@1 |        Acc@5 |          kNN |   n | Recipe       |   Pretrain h |   img/s |
+|:--------|:-----------|:----------|---------:|-------------:|-------------:|-------------:|----:|:-------------|-------------:|--------:|
+| SimCLR  | ResNet-18  | Digits    |        1 | 91.00 ± 1.41 | 99.25 ± 0.35 | 82.00 ± 2.83 |   2 | 16px, bs 128 |        0.100 |     110 |
+| random  | ResNet-18  | Digits    |        0 |        70.00 |        95.00 |        60.00 |   1 | 16px, bs 128 |        0.000 |       – |
+"""
+
+
+def display(kind, name):
+    return {"simclr": "SimCLR", "resnet18": "ResNet-18", "digits": "Digits"}.get(name, name)
+
+
+def test_markdown_table_groups_seeds_and_skips_failed():
+    summary = tables.summarise(tables.records_frame(records()), display)
+    assert tables.render(summary) == GOLDEN
+
+
+def test_csv_has_one_row_per_recipe():
+    summary = tables.summarise(tables.records_frame(records()), display)
+    lines = tables.render(summary, "csv").strip().splitlines()
+    assert lines[0].startswith("Model,Backbone,Dataset,Epochs,Acc@1")
+    assert len(lines) == 3
+
+
+def test_readme_block_is_replaced_and_text_around_it_kept():
+    text = f"# Title\n\nbefore\n{tables.START}\nold table\n{tables.END}\nafter\n"
+    new = tables.replace_block(text, "| new |\n")
+    assert new == f"# Title\n\nbefore\n{tables.START}\n| new |\n{tables.END}\nafter\n"
+    assert tables.replace_block(new, "| new |\n") == new  # idempotent
+
+
+def test_empty_registry_says_so():
+    assert "No completed runs" in tables.render(tables.summarise(tables.records_frame([])))

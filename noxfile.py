@@ -1,5 +1,7 @@
 """nox sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
 
+import os
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
@@ -18,3 +20,20 @@ def lint(session: nox.Session) -> None:
     """ruff over the package, tests, benchmarks and example plugins."""
     session.install("ruff")
     session.run("ruff", "check", "sslbench", "tests", "noxfile.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed suite (benchmarks/test_speed.py), then the ratio check against baseline.json.
+
+    ``SSLBENCH_BENCH_PRESET`` picks the sizes (cpu: default, a few minutes; smoke; gpu), other
+    ``SSLBENCH_BENCH_*`` variables override one size each (see benchmarks/harness.py). Extra
+    arguments go to the comparison, e.g. ``nox -s bench -- --tolerance 0.4``.
+    """
+    session.install("-e", ".[dev]")
+    preset = os.environ.get("SSLBENCH_BENCH_PRESET", "cpu")
+    os.makedirs(".benchmarks", exist_ok=True)  # git-ignored
+    out = f".benchmarks/speed-{preset}.json"
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_speed.py",
+                f"--benchmark-json={out}", env={"SSLBENCH_BENCH_PRESET": preset})
+    session.run("python", "-m", "benchmarks.compare", out, "--preset", preset, *session.posargs)

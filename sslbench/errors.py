@@ -23,3 +23,9 @@ class TrainingError(SSLBenchError):
     """A run could not go on (non-finite loss, out of memory)."""
 
     exit_code = 1
+
+
+class Interrupted(SSLBenchError):
+    """Ctrl-C during training: a checkpoint was saved; exit 130, as a shell reports SIGINT."""
+
+    exit_code = 130

@@ -1,5 +1,7 @@
 """Batched augmentation: shapes, per-sample randomness, determinism, and the ops themselves."""
 
+import math
+
 import torch
 
 from sslbench.core.config import ViewSpec
@@ -67,3 +69,52 @@ def test_blur_keeps_constant_images_and_smooths_noise():
 def test_hue_rotation_by_full_turn_is_identity():
     x = torch.rand(3, 3, 4, 4)
     assert torch.allclose(aug.rotate_hue(x, torch.ones(3)), x, atol=1e-4)
+
+
+def test_crop_grid_matches_affine_grid():
+    g = torch.Generator().manual_seed(1)
+    w, h = torch.rand(5, generator=g) * 2 - 1, torch.rand(5, generator=g) + 0.1
+    cx, cy = torch.rand(5, generator=g) - 0.5, torch.rand(5, generator=g) - 0.5
+    theta = torch.zeros(5, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
+    expected = torch.nn.functional.affine_grid(theta, [5, 3, 7, 7], align_corners=False)
+    assert torch.allclose(aug.crop_grid(w, h, cx, cy, 7), expected, atol=1e-6)
+
+
+def test_hue_rotation_matches_the_yiq_formula_pixel_by_pixel():
+    x = torch.rand(2, 3, 2, 2, generator=torch.Generator().manual_seed(2))
+    turns = torch.tensor([0.1, -0.25])
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                           [0.211, -0.523, 0.312]], dtype=torch.float64)
+    out = aug.rotate_hue(x, turns)
+    for b in range(2):
+        cos, sin = math.cos(2 * math.pi * turns[b]), math.sin(2 * math.pi * turns[b])
+        for i in range(2):
+            for j in range(2):
+                y, ci, cq = (to_yiq @ x[b, :, i, j].double()).tolist()
+                yiq = torch.tensor([y, cos * ci - sin * cq, sin * ci + cos * cq],
+                                   dtype=torch.float64)
+                rgb = torch.linalg.solve(to_yiq, yiq).clamp(0, 1).float()
+                assert torch.allclose(out[b, :, i, j], rgb, atol=1e-5)
+
+
+def test_grey_pixels_keep_their_value_under_hue_rotation():
+    x = torch.full((1, 3, 2, 2), 0.4)
+    assert torch.allclose(aug.rotate_hue(x, torch.tensor([0.37])), x, atol=1e-5)
+
+
+def test_normalise_writes_the_requested_memory_format():
+    x = torch.rand(2, 3, 4, 4)
+    out = aug.normalise(x, (0.5, 0.4, 0.3), (0.2, 0.25, 0.5), torch.channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    expected = (x - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_views_are_channels_last_float_and_grey_input_becomes_rgb():
+    a = aug.BatchAugment([ViewSpec(count=2)], 16, (0.5,), (0.25,),
+                         torch.Generator().manual_seed(0), channels_last=True)
+    for v in a(batch(c=1)):
+        assert v.dtype == torch.float32 and v.shape == (6, 3, 16, 16)
+        assert v.is_contiguous(memory_format=torch.channels_last)

@@ -12,7 +12,6 @@ import torch
 from sslbench.builtin.data.cifar10 import FILES as CIFAR_FILES
 from sslbench.builtin.data.cifar10 import load_cifar10
 from sslbench.builtin.data.digits import load_digits
-from sslbench.builtin.data.fashion_mnist import FILES as FMNIST_FILES
 from sslbench.builtin.data.fashion_mnist import load_fashion_mnist
 from sslbench.errors import DataError
 
@@ -108,8 +107,8 @@ def test_cifar10_through_torchvision_loader(tmp_path, monkeypatch):
 
     folder = write_cifar10(tmp_path)
     # torchvision checks the published MD5 sums; point them at our generated files.
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")]
-                                                for i in range(1, 6)])
+    batches = [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)]
+    monkeypatch.setattr(CIFAR10, "train_list", batches)
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
     monkeypatch.setitem(CIFAR10.meta, "md5", md5(folder / "batches.meta"))
     data = load_cifar10(tmp_path, download=False)
@@ -125,5 +124,6 @@ def test_cifar10_corrupt_batch_is_reported(tmp_path):
 
 
 def test_cifar10_missing_says_where(tmp_path):
-    with pytest.raises(DataError, match="CIFAR-10 not found: put data_batch_1.*cifar-10-batches-py"):
+    with pytest.raises(DataError,
+                       match="CIFAR-10 not found: put data_batch_1.*cifar-10-batches-py"):
         load_cifar10(tmp_path, download=False)

@@ -5,8 +5,14 @@ from unittest import mock
 
 import pytest
 
-from sslbench.core.records import (Metrics, Provenance, RunRecord, load_records, read_record,
-                                   write_record)
+from sslbench.core.records import (
+    Metrics,
+    Provenance,
+    RunRecord,
+    load_records,
+    read_record,
+    write_record,
+)
 
 PROV = Provenance(sslbench="0.1.0", torch="2", torchvision="0", python="3.11", platform="x")
 

@@ -1,8 +1,8 @@
 """The comparison table from hand-made records (golden Markdown) and the README block."""
+# ruff: noqa: E501 - the golden table is as wide as the table it pins down
 
 from sslbench.bench import table as tables
 from sslbench.core.records import Cost, Metrics
-
 from tests.test_records import make_record
 
 
@@ -54,3 +54,36 @@ def test_readme_block_is_replaced_and_text_around_it_kept():
 
 def test_empty_registry_says_so():
     assert "No completed runs" in tables.render(tables.summarise(tables.records_frame([])))
+
+
+def test_sort_orders_rows_within_a_dataset_and_backbone():
+    frame = tables.records_frame(records())
+    by = {key: list(tables.summarise(frame, display, sort=key).Model)
+          for key in ("acc1", "hours", "method")}
+    assert by["acc1"] == ["SimCLR", "random"]  # 91 before 70: best first
+    assert by["hours"] == ["random", "SimCLR"]  # 0 h before 0.1 h: cheapest first
+    assert by["method"] == ["random", "SimCLR"]  # by registered name: random < simclr
+    assert list(tables.summarise(frame, display, sort="acc1", reverse=True).Model) == [
+        "random", "SimCLR"]
+    other = make_record("z0", dataset="cifar10", config_hash="h9",
+                        metrics=Metrics(linear_acc1=10.0))
+    both = tables.summarise(tables.records_frame([*records(), other]), display)
+    assert list(both.Dataset) == ["cifar10", "Digits", "Digits"]  # datasets stay grouped
+
+
+def test_html_and_latex_formats():
+    summary = tables.summarise(tables.records_frame(records()), display)
+    html = tables.render(summary, "html")
+    assert html.count("</tr>") == 3 and "<td>91.00 ± 1.41</td>" in html
+    latex = tables.render(summary, "latex")
+    assert r"\begin{tabular}{lllrrrrrlrr}" in latex
+    assert r"91.00 $\pm$ 1.41" in latex and r"\toprule" in latex
+    assert "–" not in latex  # missing img/s is "--" in LaTeX
+
+
+def test_readme_freshness():
+    table = tables.render(tables.summarise(tables.records_frame(records()), display))
+    text = tables.replace_block("# Title\n", table)
+    assert tables.is_fresh(text, table)
+    assert not tables.is_fresh(text, table.replace("91.00", "91.01"))
+    assert not tables.is_fresh("# Title without markers\n", table)

@@ -49,3 +49,37 @@ def plot_run(run_dir: Path) -> dict[str, str]:
                  (lin, "test_acc5", "Acc@5 (%)")], "epoch", "Linear probe: test split", path)
         written["plot_linear_eval"] = str(path)
     return written
+
+
+def plot_compute(frame: pd.DataFrame, path: Path) -> Path:
+    """Acc@1 against pretraining compute: one point per recipe, error bars over seeds.
+
+    ``frame`` is :func:`sslbench.bench.table.records_frame`'s (one row per run); x is the mean
+    pretraining device-hours, y the mean linear Acc@1 with ± one standard deviation over seeds
+    (none for a single seed). One panel per dataset and backbone.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frame = frame.dropna(subset=["acc1"])
+    panels = list(frame.groupby(["dataset", "backbone"], sort=True))
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2),
+                             squeeze=False)
+    for ax, ((dataset, backbone), panel) in zip(axes[0], panels, strict=False):
+        for (method, _), runs in panel.groupby(["method", "config_hash"], sort=True):
+            std = runs.acc1.std(ddof=1) if len(runs) > 1 else 0.0
+            ax.errorbar(runs.hours.mean(), runs.acc1.mean(), yerr=std, fmt="o", capsize=4,
+                        label=f"{method} (n={len(runs)})")
+        ax.set_xlabel("pretraining device-hours")
+        ax.set_ylabel("linear Acc@1 (%)")
+        ax.set_title(f"{dataset} · {backbone}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -5,6 +5,9 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import tempfile
+import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from sslbench.core.config import RunConfig
 from sslbench.core.plugins import Plugins
 from sslbench.core.records import Cost, Metrics, RunRecord, write_record
 from sslbench.engine import device as dev
+from sslbench.engine import distributed
 from sslbench.engine.checkpoint import load_checkpoint
 from sslbench.engine.evaluate import evaluate
 from sslbench.engine.monitor import MetricsLog, Reporter
@@ -40,7 +44,8 @@ class RunOptions:
     results_dir: Path = Path("results")
     download: bool = True
     quiet: bool = False
-    resume: bool = False
+    resume: bool | str = False  # True or "yes": continue from the checkpoint; "auto": if any
+    checkpoint_every: int | None = None  # steps between mid-epoch checkpoints (None: epochs)
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -56,6 +61,9 @@ def load_dataset(plugins: Plugins, name: str, opts: RunOptions) -> DatasetSplits
         raise
     except (OSError, ValueError, RuntimeError) as exc:
         raise DataError(f"dataset {name!r} could not be loaded: {exc}") from None
+    except Exception as exc:  # a dataset plugin's own bug: still one line, naming it
+        raise DataError(f"dataset {name!r} could not be loaded: "
+                        f"{type(exc).__name__}: {exc}") from exc
 
 
 def fixed_subset(split: Split, size: int | None) -> Split:
@@ -90,27 +98,81 @@ def run_cell(cfg: RunConfig, plugins: Plugins, opts: RunOptions) -> RunRecord:
     """Pretrain and evaluate one config; write its record (completed, or failed + reason)."""
     rid = run_id(cfg)
     run_dir = Path(opts.output_dir) / rid
-    device = dev.resolve_device(opts.device)
+    device = distributed.setup(opts.device)  # joins torchrun's process group if launched so
+    if distributed.is_main():  # only rank 0 writes; the others compute
+        _prepare_folders(cfg, run_dir, Path(opts.results_dir))  # fail now, not after training
     data = load_dataset(plugins, cfg.data.name, opts)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2) + "\n")
     base = dict(run_id=rid, method=cfg.method.name, backbone=cfg.backbone.name,
                 dataset=cfg.data.name, seed=cfg.seed, epochs=cfg.pretrain.epochs,
                 config=cfg.model_dump(mode="json"), config_hash=cfg.hash(),
                 provenance=provenance.collect(dev.device_name(device), plugins.distributions()),
                 artifacts={"run_dir": str(run_dir)})
+    started = time.time()
     try:
         metrics, cost = _pretrain_and_evaluate(cfg, plugins, opts, data, device, run_dir)
-    except TrainingError as exc:
-        write_record(RunRecord(status="failed", reason=str(exc), **base), opts.results_dir)
-        raise
+    except Exception as exc:
+        _record_failure(_explain(exc, cfg), base, opts.results_dir, started)
+    if not distributed.is_main():
+        return RunRecord(status="completed", metrics=metrics, cost=cost, **base)
     artifacts = {**base.pop("artifacts"), **plots.plot_run(run_dir)}
     if (run_dir / CHECKPOINT).exists():
         artifacts["checkpoint"] = str(run_dir / CHECKPOINT)
     record = RunRecord(status="completed", metrics=metrics, cost=cost, artifacts=artifacts,
                        **base)
-    write_record(record, opts.results_dir)
+    _save_record(record, Path(opts.results_dir))
     return record
+
+
+def _prepare_folders(cfg: RunConfig, run_dir: Path, results_dir: Path) -> None:
+    """Create the run folder with its ``config.json``, and check that both folders take files."""
+    for what, folder in (("results folder", results_dir), ("run folder", run_dir)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            why = ("it is a file" if isinstance(exc, FileExistsError)
+                   else exc.strerror or str(exc))
+            raise SSLBenchError(f"cannot write to the {what} {folder}: {why}") from None
+    try:
+        (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2) + "\n")
+    except OSError as exc:
+        raise SSLBenchError(f"cannot write {run_dir / 'config.json'}: "
+                            f"{exc.strerror or exc}") from None
+
+
+def _save_record(record: RunRecord, results_dir: Path) -> None:
+    try:
+        write_record(record, results_dir)
+    except OSError as exc:  # e.g. a full disk: the write is atomic, so nothing is half-written
+        raise SSLBenchError(
+            f"cannot write the record {results_dir / (record.run_id + '.json')}: "
+            f"{exc.strerror or exc}; any previous record is intact, and the run's checkpoint "
+            "is kept (rerun with --resume auto to evaluate and record it)") from None
+
+
+def _explain(exc: Exception, cfg: RunConfig) -> Exception:
+    """One line for an error a single process cannot go on from: out of memory says what to
+    lower; any other (a plugin's bug, say) is named with where it was raised. Errors of a
+    distributed run are left to :func:`_record_failure`."""
+    if isinstance(exc, SSLBenchError) or distributed.is_distributed():
+        return exc
+    if isinstance(exc, torch.OutOfMemoryError):
+        first = str(exc).strip().split(".")[0] or "out of memory"
+        error = TrainingError(
+            f"{first}: lower --batch-size (now {cfg.pretrain.batch_size}), or "
+            f"eval.linear.batch_size (now {cfg.eval.linear.batch_size}) if it ran out while "
+            "evaluating")
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        # the innermost frame outside torch: where the plugin (or sslbench) called it wrongly
+        frame = next((f for f in reversed(frames) if f"{os.sep}torch{os.sep}" not in f.filename),
+                     frames[-1])
+        text = " ".join(str(exc).split())[:300]
+        error = TrainingError(f"run failed: {type(exc).__name__}: {text} (raised in "
+                              f"{frame.name} at {frame.filename}:{frame.lineno})")
+    error.__cause__ = exc  # the traceback stays reachable from Python, never printed
+    return error
 
 
 def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_dir: Path):
@@ -120,32 +182,67 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
     if cfg.runtime.channels_last:
         method = method.to(memory_format=torch.channels_last)
     dtype = dev.autocast_dtype(device, cfg.runtime.precision)
-    reporter, metrics = Reporter(quiet=opts.quiet), MetricsLog(run_dir / "metrics.csv")
+    main = distributed.is_main()  # progress bars, metrics.csv and checkpoints: rank 0 only
+    reporter = Reporter(quiet=opts.quiet or not main)
+    metrics = MetricsLog(run_dir / "metrics.csv" if main else None)
     ctx = Context(cfg, plugins.catalog, device, cfg.pretrain.views, image_size, data.mean,
-                  data.std, reporter, metrics, run_dir / CHECKPOINT)
+                  data.std, reporter, metrics, run_dir / CHECKPOINT if main else None)
+    ctx.checkpoint_every = opts.checkpoint_every
     dev.reset_peak_memory(device)
     result = PretrainResult()
     if method_trait(type(method), "pretrains") and cfg.pretrain.epochs > 0:
-        resume = _resume_state(run_dir, cfg) if opts.resume else None
+        resume = _resume_state(run_dir, cfg, opts.resume) if opts.resume else None
         result = pretrain(method, fixed_subset(data.pretrain_split, cfg.data.train_subset), ctx,
                           resume)
     ev = evaluate(method.backbone, fixed_subset(data.train, cfg.eval.train_subset), data.test,
                   data.num_classes, image_size, data.mean, data.std, cfg.eval, plugins.catalog,
-                  device, dtype, cfg.seed, metrics, reporter)
+                  device, dtype, cfg.seed, metrics, reporter, hflip=cfg.data.hflip)
     metrics_out = Metrics(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
                           knn_acc1=ev.knn_acc1, final_loss=result.final_loss)
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
                 images_per_second=result.images_per_second,
-                peak_memory_mb=dev.peak_memory_mb(device), device=str(device))
+                peak_memory_mb=dev.peak_memory_mb(device), device=str(device),
+                num_devices=distributed.world_size(), backend=distributed.backend())
     return metrics_out, cost
 
 
-def _resume_state(run_dir: Path, cfg: RunConfig) -> dict | None:
+def _record_failure(exc: Exception, base: dict, results_dir: Path, started: float):
+    """Write the ``failed`` record for ``exc`` where one is due, then raise.
+
+    A :class:`TrainingError` (non-finite loss) is raised by every process at the same step (the
+    loss is averaged first), so rank 0 records it. Other errors of a distributed run may hit one
+    process only: that process records them, unless another process already recorded a failure
+    of this run (the first failure is the cause; the others lost their peer), and they end the
+    run as one line. Usage and data errors leave no record; any other error of a single
+    process arrives here already turned into a :class:`TrainingError` by :func:`_explain`.
+    """
+    if isinstance(exc, TrainingError):
+        if distributed.is_main():
+            write_record(RunRecord(status="failed", reason=str(exc), **base), results_dir)
+        raise exc
+    if isinstance(exc, SSLBenchError) or not distributed.is_distributed():
+        raise exc
+    reason = (f"process {distributed.rank()} of {distributed.world_size()} failed: "
+              f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+    path = Path(results_dir) / f"{base['run_id']}.json"
+    if not (path.exists() and path.stat().st_mtime >= started):
+        write_record(RunRecord(status="failed", reason=reason, **base), results_dir)
+    raise TrainingError(reason) from exc
+
+
+def _resume_state(run_dir: Path, cfg: RunConfig, mode: bool | str = True) -> dict | None:
+    """The checkpoint to continue from; without one, ``mode="auto"`` starts afresh."""
     path = run_dir / CHECKPOINT
     if not path.exists():
-        return None
+        if mode == "auto":
+            return None
+        raise UsageError(f"nothing to resume: no checkpoint at {path}; drop --resume, or use "
+                         "--resume auto to start afresh when there is none")
     state = load_checkpoint(path)
-    saved = RunConfig.model_validate_json(state["config"])
+    try:
+        saved = RunConfig.model_validate_json(state["config"])
+    except (KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        raise SSLBenchError(f"refusing checkpoint {path}: it holds no valid run config") from None
     if saved != cfg:
         a, b = saved.model_dump(mode="json"), cfg.model_dump(mode="json")
         diff = sorted(_diff_keys(a, b))

@@ -11,6 +11,7 @@ from rich.table import Table
 from sslbench.cli import app
 from sslbench.core.catalog import KINDS
 from sslbench.core.plugins import Plugins, load_plugins
+from sslbench.errors import UsageError
 
 Kind = Enum("Kind", {k: k for k in KINDS}, type=str)
 
@@ -45,13 +46,18 @@ def list_components(
 def list_plugins(
     strict: bool = typer.Option(False, help="Exit 2 if any plugin failed to load."),
 ) -> None:
-    """Installed plugins with what they registered, and any that failed to load."""
+    """Loaded plugins (distribution, version, what each registered), then any that failed.
+
+    Third-party plugins come from the ``sslbench`` entry-point group; set
+    SSLBENCH_DISABLE_PLUGIN_AUTOLOAD=1 to load only the built-ins.
+    """
     plugins = load_plugins()
-    for info in plugins.loaded:
-        where = f"{info.distribution} {info.version}" if info.distribution else "built-in"
+    for info in sorted(plugins.loaded, key=lambda p: (p.builtin, p.name)):
+        where = " ".join(filter(None, (info.distribution, info.version))) or "built-in"
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.registered.items())
-        typer.echo(f"{info.name}  [{where}]  {what}")
+        typer.echo(f"{info.name}  [{where}]  {what or 'nothing registered'}")
     for failure in plugins.failures:
         typer.echo(f"FAILED {failure}")
     if strict and plugins.failures:
-        raise typer.Exit(2)
+        count = len(plugins.failures)
+        raise UsageError(f"{count} plugin{'s' if count > 1 else ''} failed to load (--strict)")

@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 import yaml
+from typer.core import TyperCommand
 
 from sslbench.bench.resolve import resolve_config
 from sslbench.bench.run import RunOptions, default_data_dir, run_cell
 from sslbench.cli import app
 from sslbench.cli.catalog import load
 from sslbench.core.records import RunRecord
+from sslbench.engine import distributed
+
+Resume = Enum("Resume", {"yes": "yes", "auto": "auto"}, type=str)
 
 
-@app.command()
+class _RunCommand(TyperCommand):
+    """``--resume`` alone means ``--resume yes``: Typer has no options with an optional value."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, bare_resume(args))
+
+
+def bare_resume(args: list[str]) -> list[str]:
+    """Give a bare ``--resume`` its implicit value ``yes`` (``--resume auto`` is kept)."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":  # the rest is positional
+            return out + args[i:]
+        out.append(arg)
+        if arg == "--resume" and (i + 1 == len(args) or args[i + 1] not in Resume.__members__):
+            out.append(Resume.yes.value)
+    return out
+
+
+@app.command(cls=_RunCommand)
 def run(
     method: str = typer.Argument(..., help="SSL method, e.g. simclr (see `sslbench list`)."),
     backbone: str = typer.Argument(..., help="Backbone, e.g. resnet18."),
@@ -22,7 +46,8 @@ def run(
     epochs: int | None = typer.Option(None, min=0, help="Pretraining epochs."),
     batch_size: int | None = typer.Option(None, min=2, help="Pretraining batch size."),
     lr: float | None = typer.Option(None, help="Base learning rate."),
-    seed: int = typer.Option(0, min=0, help="Random seed (a cell of a matrix)."),
+    seed: int | None = typer.Option(None, min=0, show_default="0",
+                                    help="Random seed (a cell of a matrix)."),
     config: Path | None = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
     set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeat)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -30,7 +55,12 @@ def run(
     output_dir: Path = typer.Option(Path("runs"), help="Run folders (checkpoint, plots)."),
     results_dir: Path = typer.Option(Path("results"), help="Results registry folder."),
     download: bool = typer.Option(True, help="Download missing datasets when possible."),
-    resume: bool = typer.Option(False, help="Continue from the run folder's checkpoint."),
+    resume: Resume | None = typer.Option(
+        None, "--resume", metavar="[auto]",
+        help="Continue from the run folder's checkpoint (exact: same weights and record as an "
+             "uninterrupted run); `--resume auto` starts afresh when there is none."),
+    checkpoint_every: int | None = typer.Option(
+        None, min=1, help="Also checkpoint every N steps, mid-epoch (default: every epoch)."),
     dry_run: bool = typer.Option(False, help="Print the resolved config and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -44,9 +74,11 @@ def run(
         typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
         return
     opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
-                      results_dir=results_dir, download=download, quiet=quiet, resume=resume)
+                      results_dir=results_dir, download=download, quiet=quiet,
+                      resume=resume.value if resume else False, checkpoint_every=checkpoint_every)
     record = run_cell(cfg, plugins, opts)
-    typer.echo(summary(record, results_dir))
+    if distributed.is_main():  # under torchrun: one summary, not one per process
+        typer.echo(summary(record, results_dir))
 
 
 def summary(record: RunRecord, results_dir: Path) -> str:

@@ -10,28 +10,34 @@ import typer
 from sslbench.bench import table as tables
 from sslbench.cli import app
 from sslbench.cli.catalog import load
-from sslbench.core.records import load_records
-from sslbench.errors import UsageError
+from sslbench.core.records import atomic_write_text, load_records
+from sslbench.errors import SSLBenchError, UsageError
 
-Format = Enum("Format", {"md": "md", "csv": "csv"}, type=str)
+Format = Enum("Format", {f: f for f in tables.FORMATS}, type=str)
+Sort = Enum("Sort", {s: s for s in tables.SORTS}, type=str)
 
 
 @app.command()
 def table(
     results_dir: Path = typer.Option(Path("results"), help="Results registry folder."),
-    fmt: Format = typer.Option(Format.md, "--format", help="md (README style) or csv."),
+    fmt: Format = typer.Option(Format.md, "--format", help="md (README style), csv, html "
+                               "or latex."),
     readme: Path | None = typer.Option(None, help="Rewrite the table block in this file."),
+    check: bool = typer.Option(False, help="Exit 1 if the README block (--readme, default "
+                               "README.md) differs from the registry; write nothing."),
     dataset: str | None = typer.Option(None, help="Only this dataset."),
     backbone: str | None = typer.Option(None, help="Only this backbone."),
     method: str | None = typer.Option(None, help="Only this method."),
+    sort: Sort = typer.Option(Sort.acc1, help="Order within a dataset and backbone: best "
+                              "first (accuracies, img/s high; hours low) or by method name."),
+    reverse: bool = typer.Option(False, help="Reverse the --sort order."),
 ) -> None:
     """Print the table (mean ± std over seeds) or rewrite it between the README markers."""
     records, warnings = load_records(results_dir)
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
-    records = [r for r in records if (dataset is None or r.dataset == dataset)
-               and (backbone is None or r.backbone == backbone)
-               and (method is None or r.method == method)]
+    frame = tables.filter_frame(tables.records_frame(records), dataset=dataset,
+                                backbone=backbone, method=method)
     catalog = load().catalog
 
     def display(kind: str, name: str) -> str:
@@ -39,15 +45,27 @@ def table(
             return catalog.entry(kind, name).metadata.get("display", name)
         return name
 
-    text = tables.render(tables.summarise(tables.records_frame(records), display), fmt.value)
+    summary = tables.summarise(frame, display, sort=sort.value, reverse=reverse)
+    text = tables.render(summary, fmt.value)
+    if check:
+        _check(readme or Path("README.md"), text)
+        return
     if readme is None:
         typer.echo(text, nl=False)
         return
-    try:
-        old = readme.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {readme}: {exc.strerror or exc}") from None
-    from sslbench.core.records import atomic_write_text
+    atomic_write_text(readme, tables.replace_block(_read(readme), text))
+    typer.echo(f"updated the results table in {readme} ({len(frame)} records)")
 
-    atomic_write_text(readme, tables.replace_block(old, text))
-    typer.echo(f"updated the results table in {readme} ({len(records)} records)")
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check(readme: Path, text: str) -> None:
+    if not tables.is_fresh(_read(readme), text):
+        raise SSLBenchError(f"the results table in {readme} is stale: run `sslbench table "
+                            f"--readme {readme}` (with the same filters) and commit it")
+    typer.echo(f"the results table in {readme} is up to date")

@@ -19,7 +19,8 @@ Prob = Field(ge=0.0, le=1.0)
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no inf/nan: JSON has no spelling for them, so a record or checkpoint could not round-trip
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ViewSpec(StrictModel):
@@ -118,7 +119,7 @@ class RuntimeConfig(StrictModel):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     compile: bool = False
-
+    sync_batchnorm: bool = True  # under torchrun on CUDA: batch statistics over all processes
 
 class RunConfig(StrictModel):
     method: ComponentConfig

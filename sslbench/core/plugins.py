@@ -48,9 +48,11 @@ class PluginFailure:
     name: str
     distribution: str | None
     error: str
+    version: str | None = None
 
     def __str__(self) -> str:
-        where = f" (from {self.distribution})" if self.distribution else ""
+        dist = " ".join(filter(None, (self.distribution, self.version)))
+        where = f" (from {dist})" if dist else ""
         return f"plugin {self.name!r}{where} failed: {self.error}"
 
 
@@ -63,8 +65,10 @@ class Plugins:
     failures: list[PluginFailure]
 
     def distributions(self) -> dict[str, str]:
-        """Third-party distributions that registered something: name -> version."""
-        return {p.distribution: p.version or "" for p in self.loaded if p.distribution}
+        """Third-party distributions that registered something: name -> version (records
+        keep it in ``provenance.plugins``, so a number says which plugin code produced it)."""
+        return {p.distribution: p.version or "" for p in self.loaded
+                if p.distribution and p.registered}
 
 
 def load_plugins(
@@ -97,7 +101,7 @@ def load_plugins(
         info = PluginInfo(name, dist, version)
         error = _register_plugin(pm, catalog, obj, info)
         if error:
-            failures.append(PluginFailure(name, dist, error))
+            failures.append(PluginFailure(name, dist, error, version))
         else:
             loaded.append(info)
     if strict and failures:
@@ -116,12 +120,15 @@ def _builtin_modules() -> list[str]:
 
 def _load_entry_points(candidates: list, failures: list[PluginFailure]) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist else None
-        version = ep.dist.version if ep.dist else None
+        found = getattr(ep, "dist", None)  # None for entry points not read from a distribution
+        dist = found.name if found else None
+        version = found.version if found else None
         try:
             obj = ep.load()
-        except Exception as exc:  # a broken plugin must not break the others
-            failures.append(PluginFailure(ep.name, dist, _one_line(exc)))
+        except BaseException as exc:  # a broken plugin must not break the others, even exit()
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            failures.append(PluginFailure(ep.name, dist, _one_line(exc), version))
             continue
         candidates.append((ep.name, obj, dist, version))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,7 +56,7 @@ class Provenance(_Model):
 class RunRecord(_Model):
     schema_version: int = SCHEMA_VERSION
     run_id: str
-    created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     status: Literal["completed", "failed"]
     reason: str | None = None
     method: str

@@ -8,6 +8,12 @@ device, whose state is checkpointed with the run.
 
 The order within a view follows SimCLR/BYOL: crop+flip, colour jitter (brightness, contrast,
 saturation, hue in that fixed order), grayscale, blur, solarize, normalise.
+
+Speed (measured by ``benchmarks/``): the uint8 batch is converted to float once for all views;
+crop grids are outer sums, not a matmul per pixel; the hue rotation is one per-sample 3x3 matrix
+(composed from constants inverted once) applied in a single pass; normalisation writes the
+channels_last output directly. The arithmetic stays float32 (it is a small share of a step, and
+autocast casts the views once at the first convolution).
 """
 
 from __future__ import annotations
@@ -36,6 +42,18 @@ def to_unit_rgb(images: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+def crop_grid(w, h, cx, cy, size: int) -> torch.Tensor:
+    """Sampling grid ``[B, size, size, 2]`` of per-sample axis-aligned crops.
+
+    Equal to ``F.affine_grid`` of ``[[w, 0, cx], [0, h, cy]]`` (``align_corners=False``), built
+    as an outer sum of two ``[B, size]`` rows instead of a batched matmul over every pixel.
+    """
+    base = (torch.arange(size, device=w.device, dtype=w.dtype) * 2 + 1) / size - 1
+    gx = (w.view(-1, 1) * base + cx.view(-1, 1)).view(-1, 1, size).expand(-1, size, -1)
+    gy = (h.view(-1, 1) * base + cy.view(-1, 1)).view(-1, size, 1).expand(-1, -1, size)
+    return torch.stack([gx, gy], dim=-1)
+
+
 def resized_crop_flip(x, size: int, spec: ViewSpec, gen) -> torch.Tensor:
     """Random resized crop (area fraction in ``spec.scale``, aspect in ``spec.ratio``) + flip."""
     b, device = x.shape[0], x.device
@@ -45,35 +63,46 @@ def resized_crop_flip(x, size: int, spec: ViewSpec, gen) -> torch.Tensor:
     h = (area / log_r.exp()).sqrt().clamp(max=1.0)
     cx = (uniform(b, -1, 1, gen, device)) * (1 - w)  # centre in [-1 + w, 1 - w]
     cy = (uniform(b, -1, 1, gen, device)) * (1 - h)
-    sign = torch.where(coin(b, spec.flip, gen, device), -1.0, 1.0)
-    theta = torch.zeros(b, 2, 3, device=device)
-    theta[:, 0, 0], theta[:, 0, 2] = w * sign, cx
-    theta[:, 1, 1], theta[:, 1, 2] = h, cy
-    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    sign = torch.where(coin(b, spec.flip, gen, device), -1.0, 1.0)  # a flip mirrors x
+    grid = crop_grid(w * sign, h, cx, cy, size)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
                          align_corners=False)
 
 
 def grey(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x.unbind(1)
-    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)
+    """ITU-R 601 luma ``[B, 1, H, W]`` as one small matmul (one pass, no temporaries)."""
+    b, c, h, w = x.shape
+    luma = x.new_tensor(LUMA).view(1, 1, 3)
+    return torch.matmul(luma, x.reshape(b, c, h * w)).view(b, 1, h, w)
 
 
 def blend(x, other, factor) -> torch.Tensor:
-    """``other + factor * (x - other)`` per sample, clamped to [0, 1]."""
-    return (other + factor.view(-1, 1, 1, 1) * (x - other)).clamp_(0, 1)
+    """``other + factor * (x - other)`` per sample, clamped to [0, 1] (one fused lerp)."""
+    return torch.lerp(other.expand_as(x), x, factor.view(-1, 1, 1, 1)).clamp_(0, 1)
+
+
+# RGB -> YIQ and back, in float64 once at import: inverting per call cost a LAPACK call per view
+_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
+                        [0.211, -0.523, 0.312]], dtype=torch.float64)
+_FROM_YIQ = torch.linalg.inv(_TO_YIQ)
+
+
+def hue_matrix(turns: torch.Tensor) -> torch.Tensor:
+    """Per-sample RGB -> RGB matrices ``[B, 3, 3]``: rotate the YIQ chroma plane by ``turns``."""
+    angle = turns * (2 * math.pi)
+    cos, sin = angle.cos(), angle.sin()
+    one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+    rot = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
+    to_yiq = _TO_YIQ.to(device=turns.device, dtype=turns.dtype)
+    from_yiq = _FROM_YIQ.to(device=turns.device, dtype=turns.dtype)
+    return from_yiq @ rot @ to_yiq  # tiny [B, 3, 3]: one pass over the pixels below
 
 
 def rotate_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     """Rotate the chroma plane in YIQ space by ``turns`` (fraction of a full turn) per sample."""
-    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322],
-                           [0.211, -0.523, 0.312]])
-    yiq = torch.einsum("ij,bjhw->bihw", to_yiq, x)
-    angle = turns * 2 * math.pi
-    cos, sin = angle.cos().view(-1, 1, 1), angle.sin().view(-1, 1, 1)
-    i, q = yiq[:, 1], yiq[:, 2]
-    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(to_yiq), yiq).clamp_(0, 1)
+    b, c, h, w = x.shape
+    out = torch.bmm(hue_matrix(turns.to(x.dtype)), x.reshape(b, c, h * w))
+    return out.view(b, c, h, w).clamp_(0, 1)
 
 
 def colour_jitter(x, spec: ViewSpec, gen) -> torch.Tensor:
@@ -118,14 +147,26 @@ def solarize(x, p: float, gen) -> torch.Tensor:
     return torch.where(mask & (x >= 0.5), 1 - x, x)
 
 
-def normalise(x, mean, std) -> torch.Tensor:
-    """Per-channel standardisation; a grey dataset's single mean/std broadcasts to RGB."""
-    return (x - x.new_tensor(mean).view(1, -1, 1, 1)) / x.new_tensor(std).view(1, -1, 1, 1)
+def normalise(x, mean, std, memory_format=torch.contiguous_format) -> torch.Tensor:
+    """Per-channel standardisation; a grey dataset's single mean/std broadcasts to RGB.
+
+    Written straight into a tensor of ``memory_format`` (one pass instead of a second copy to
+    channels_last).
+    """
+    scale = 1 / x.new_tensor(std).view(1, -1, 1, 1)
+    shift = -x.new_tensor(mean).view(1, -1, 1, 1) * scale
+    out = torch.empty_like(x, memory_format=memory_format)
+    return torch.addcmul(shift.expand_as(x), x, scale.expand_as(x), out=out)
 
 
-def augment_view(images: torch.Tensor, spec: ViewSpec, size: int, mean, std, gen):
-    """One augmented view of a uint8 batch: float ``[B, 3, size, size]``, normalised."""
-    x = resized_crop_flip(images.float().div_(255), size, spec, gen)
+def augment_view(images: torch.Tensor, spec: ViewSpec, size: int, mean, std, gen,
+                 memory_format=torch.contiguous_format):
+    """One augmented view of a batch: float ``[B, 3, size, size]``, normalised.
+
+    ``images`` is uint8, or float in [0, 1] already (the caller converts once for all views).
+    """
+    x = images if images.is_floating_point() else images.float().div_(255)
+    x = resized_crop_flip(x, size, spec, gen)
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     if spec.jitter_p > 0:
         x = colour_jitter(x, spec, gen)
@@ -135,7 +176,7 @@ def augment_view(images: torch.Tensor, spec: ViewSpec, size: int, mean, std, gen
         x = gaussian_blur(x, spec.blur_p, spec.blur_sigma, gen)
     if spec.solarize_p > 0:
         x = solarize(x, spec.solarize_p, gen)
-    return normalise(x, mean, std)
+    return normalise(x, mean, std, memory_format)
 
 
 class BatchAugment:
@@ -149,12 +190,13 @@ class BatchAugment:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
+        unit = images.float().div_(255)  # once per batch, shared by all views
         out = []
         for spec in self.views:
             size = max(4, round(spec.size * self.image_size))
             for _ in range(spec.count):
-                view = augment_view(images, spec, size, self.mean, self.std, self.generator)
-                out.append(view.contiguous(memory_format=self.memory_format))
+                out.append(augment_view(unit, spec, size, self.mean, self.std, self.generator,
+                                        self.memory_format))
         return out
 
     @property

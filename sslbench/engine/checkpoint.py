@@ -1,11 +1,20 @@
-"""Checkpoints: written atomically, loaded as data only (``weights_only=True``)."""
+"""Checkpoints: written atomically, loaded as data only (``weights_only=True``).
+
+A checkpoint is a ``torch.save`` of tensors and plain containers. Loading goes through PyTorch's
+restricted unpickler, so a file crafted to run code (a pickled object whose ``__reduce__`` calls
+a function) is refused before anything runs. Writing goes to a temp file in the same folder,
+which is fsynced and renamed over the old one: a crash, a kill or a full disk at any moment
+leaves either the previous checkpoint or the new one, never a half-written file.
+"""
 
 from __future__ import annotations
 
 import os
 import pickle
 import random
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +26,57 @@ from sslbench.errors import SSLBenchError
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Temp file, fsync, rename: a crash or a full disk leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SSLBenchError(f"cannot write checkpoint {path}: {_reason(exc)}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # e.g. ENOSPC: say so in one line, keep the old file
+            kept = "; the previous checkpoint is intact" if path.exists() else ""
+            raise SSLBenchError(f"cannot write checkpoint {path}: {_reason(exc)}{kept}") from None
         raise
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything that would run code is refused."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the refusal says enough
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SSLBenchError(f"checkpoint not found: {path}") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = " ".join(str(exc).split())[:200]
-        raise SSLBenchError(f"refusing checkpoint {path}: not a valid sslbench checkpoint "
-                            f"({type(exc).__name__}: {first})") from None
+    except IsADirectoryError:
+        raise SSLBenchError(f"checkpoint {path} is a folder, not a file") from None
+    except pickle.UnpicklingError as exc:
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if blocked:  # the restricted unpickler met a callable: the file would run code
+            raise SSLBenchError(
+                f"refusing checkpoint {path}: it holds {blocked.group(1)}, which would run "
+                "code on load; a checkpoint may hold only tensors and plain containers") from None
+        raise SSLBenchError(_not_valid(path, exc)) from None
+    except (RuntimeError, EOFError, ValueError, OSError, TypeError, AttributeError) as exc:
+        raise SSLBenchError(_not_valid(path, exc)) from None
     if not isinstance(state, dict) or "model" not in state:
         raise SSLBenchError(f"refusing checkpoint {path}: not an sslbench checkpoint")
     return state
+
+
+def _not_valid(path: Path, exc: BaseException) -> str:
+    first = " ".join(str(exc).split())[:200]
+    return (f"refusing checkpoint {path}: not a valid sslbench checkpoint "
+            f"({type(exc).__name__}: {first})")
 
 
 def rng_states() -> dict[str, Any]:

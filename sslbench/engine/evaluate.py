@@ -16,8 +16,9 @@ from torch import nn
 
 from sslbench.core.catalog import Catalog
 from sslbench.core.components import Split
-from sslbench.core.config import EvalConfig, LinearConfig
-from sslbench.engine.augment import prepare_eval
+from sslbench.core.config import EvalConfig, LinearConfig, ViewSpec
+from sslbench.engine import distributed
+from sslbench.engine.augment import augment_view, prepare_eval
 from sslbench.engine.device import autocast
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.engine.optim import base_lr, build_optimizer, build_schedule, set_lr
@@ -34,14 +35,22 @@ class EvalResult:
 @torch.no_grad()
 def extract_features(backbone: nn.Module, split: Split, image_size: int, mean, std,
                      device: torch.device, dtype=None, batch_size: int = 512) -> torch.Tensor:
-    """Features ``[N, D]`` (float32, on ``device``) of the frozen backbone in eval mode."""
+    """Features ``[N, D]`` (float32, on ``device``) of the frozen backbone in eval mode.
+
+    Under torchrun each process computes a contiguous shard and every process gets all ``N``
+    features back in order; kNN and the linear probe then run on every process alike (same
+    seeds, same result; rank 0 records it), so no process waits idle for another.
+    """
     backbone.eval()
     chunks = []
-    for start in range(0, len(split), batch_size):
-        x = prepare_eval(split.images[start:start + batch_size].to(device), image_size, mean, std)
+    lo, hi = distributed.shard(len(split))
+    for start in range(lo, hi, batch_size):
+        images = split.images[start:min(start + batch_size, hi)].to(device)
+        x = prepare_eval(images, image_size, mean, std)
         with autocast(device, dtype):
             chunks.append(backbone(x.contiguous(memory_format=torch.channels_last)).float())
-    return torch.cat(chunks)
+    part = torch.cat(chunks) if chunks else torch.zeros(0, backbone.feature_dim, device=device)
+    return distributed.gather_shards(part, len(split))
 
 
 @torch.no_grad()
@@ -78,11 +87,75 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: Linear
     Features are standardised with the train split's mean and std (test uses the same numbers),
     which makes one lr work across backbones of different feature scales.
     """
+    scale = standardiser(train_x)
+    train_x, test_x = scale(train_x), scale(test_x)
+
+    def batches(order):
+        for start in range(0, len(order), cfg.batch_size):
+            index = order[start:start + cfg.batch_size]
+            yield train_x[index], train_y[index]
+
+    return train_linear(batches, len(train_x), test_x, test_y, num_classes, cfg, catalog, seed,
+                        metrics, reporter)
+
+
+@dataclass
+class FrozenEncoder:
+    """The frozen backbone and how images reach it (size, normalisation, device, autocast)."""
+
+    backbone: nn.Module
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: torch.device
+    dtype: torch.dtype | None = None
+
+
+def linear_probe_augmented(encoder: FrozenEncoder, train: Split, train_x, test_x, test_y,
+                           num_classes: int, cfg: LinearConfig, catalog: Catalog, seed: int,
+                           metrics: MetricsLog, reporter: Reporter,
+                           hflip: bool = True) -> tuple[float, float]:
+    """Linear probe with training augmentation: a fresh random resized crop + flip of every
+    train image each epoch, through the frozen backbone (eval mode), as in the original's
+    ``main_linear.py`` (torchvision's ``RandomResizedCrop`` defaults: scale 0.08-1, ratio 3/4-4/3;
+    no colour jitter, no grayscale). Test images are only resized (their cached ``test_x``).
+
+    ``train_x`` are the un-augmented train features: their mean and std standardise every
+    augmented batch (the same scaling as the cached probe, so the same lr works for both).
+    """
+    spec = ViewSpec(scale=(0.08, 1.0), flip=0.5 if hflip else 0.0, jitter_p=0.0, grayscale_p=0.0)
+    scale = standardiser(train_x)
+    images, labels = train.images.to(encoder.device), train.labels.to(encoder.device)
+    gen = torch.Generator(encoder.device).manual_seed(seed)
+    encoder.backbone.eval()
+
+    def batches(order):
+        for start in range(0, len(order), cfg.batch_size):
+            index = order[start:start + cfg.batch_size]
+            x = augment_view(images[index], spec, encoder.image_size, encoder.mean, encoder.std,
+                             gen)
+            with torch.no_grad(), autocast(encoder.device, encoder.dtype):
+                features = encoder.backbone(x.contiguous(memory_format=torch.channels_last))
+            yield scale(features.float()), labels[index]
+
+    return train_linear(batches, len(train), scale(test_x), test_y, num_classes, cfg, catalog,
+                        seed, metrics, reporter)
+
+
+def standardiser(train_x: torch.Tensor):
+    """``x -> (x - mean) / std`` with the train features' per-dimension statistics."""
     mu, sigma = train_x.mean(0, keepdim=True), train_x.std(0, keepdim=True) + 1e-6
-    train_x, test_x = (train_x - mu) / sigma, (test_x - mu) / sigma
+    return lambda x: (x - mu) / sigma
+
+
+def train_linear(batches, n_train: int, test_x, test_y, num_classes: int, cfg: LinearConfig,
+                 catalog: Catalog, seed: int, metrics: MetricsLog,
+                 reporter: Reporter) -> tuple[float, float]:
+    """The linear-probe loop shared by both variants; ``batches(order)`` yields ``(x, y)``
+    feature batches of one epoch in the given order of train indices."""
     torch.manual_seed(seed)
-    head = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
-    steps_per_epoch = max(1, -(-len(train_x) // cfg.batch_size))
+    head = nn.Linear(test_x.shape[1], num_classes).to(test_x.device)
+    steps_per_epoch = max(1, -(-n_train // cfg.batch_size))
     optimizer = build_optimizer(catalog, head, cfg.optimizer, cfg.batch_size)
     lr_at = build_schedule(catalog, cfg.schedule, base_lr(cfg.optimizer, cfg.batch_size),
                            steps_per_epoch * cfg.epochs, steps_per_epoch)
@@ -91,9 +164,8 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: Linear
     reporter.start("linear", cfg.epochs)
     try:
         for epoch in range(cfg.epochs):
-            order = torch.randperm(len(train_x), generator=gen).to(train_x.device)
-            loss = _linear_epoch(head, optimizer, lr_at, train_x[order], train_y[order],
-                                 epoch * steps_per_epoch, cfg.batch_size)
+            order = torch.randperm(n_train, generator=gen).to(test_x.device)
+            loss = _linear_epoch(head, optimizer, lr_at, batches(order), epoch * steps_per_epoch)
             test_loss, acc1, acc5 = _linear_test(head, test_x, test_y)
             metrics.write(phase="linear", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
                           loss=loss, lr=lr_at((epoch + 1) * steps_per_epoch - 1),
@@ -105,17 +177,23 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: Linear
     return acc1, acc5
 
 
-def _linear_epoch(head, optimizer, lr_at, x, y, step: int, batch_size: int) -> float:
+def _linear_epoch(head, optimizer, lr_at, batches, step: int) -> float:
     head.train()
-    total = torch.zeros((), device=x.device)
-    for i, start in enumerate(range(0, len(x), batch_size)):
-        set_lr(optimizer, lr_at(step + i))
-        loss = F.cross_entropy(head(x[start:start + batch_size]), y[start:start + batch_size])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * len(y[start:start + batch_size])
-    return total.item() / len(x)
+    total, count = 0.0, 0
+    for i, (x, y) in enumerate(batches):
+        total = total + linear_step(head, optimizer, lr_at(step + i), x, y) * len(y)
+        count += len(y)
+    return float(total) / max(count, 1)
+
+
+def linear_step(head, optimizer, lr: float, x, y) -> torch.Tensor:
+    """One SGD step of the classifier on a feature batch; returns the detached batch loss."""
+    set_lr(optimizer, lr)
+    loss = F.cross_entropy(head(x), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -129,8 +207,12 @@ def _linear_test(head, x, y) -> tuple[float, float, float]:
 
 def evaluate(backbone: nn.Module, train: Split, test: Split, num_classes: int, image_size: int,
              mean, std, cfg: EvalConfig, catalog: Catalog, device: torch.device, dtype,
-             seed: int, metrics: MetricsLog, reporter: Reporter) -> EvalResult:
-    """kNN and linear probe of the frozen ``backbone``; ``train`` is already subset if asked."""
+             seed: int, metrics: MetricsLog, reporter: Reporter,
+             hflip: bool = True) -> EvalResult:
+    """kNN and linear probe of the frozen ``backbone``; ``train`` is already subset if asked.
+
+    ``cfg.linear.cached`` selects the probe on cached features, else the augmented one
+    (``hflip=False`` where a mirror image changes the class)."""
     start = time.perf_counter()
     train_x = extract_features(backbone, train, image_size, mean, std, device, dtype)
     test_x = extract_features(backbone, test, image_size, mean, std, device, dtype)
@@ -138,7 +220,11 @@ def evaluate(backbone: nn.Module, train: Split, test: Split, num_classes: int, i
     knn = knn_accuracy(train_x, train_y, test_x, test_y, num_classes, cfg.knn_k,
                        cfg.knn_temperature)
     acc1 = acc5 = None
-    if cfg.linear.epochs > 0:
+    if cfg.linear.epochs > 0 and cfg.linear.cached:
         acc1, acc5 = linear_probe(train_x, train_y, test_x, test_y, num_classes, cfg.linear,
                                   catalog, seed, metrics, reporter)
+    elif cfg.linear.epochs > 0:
+        encoder = FrozenEncoder(backbone, image_size, mean, std, device, dtype)
+        acc1, acc5 = linear_probe_augmented(encoder, train, train_x, test_x, test_y, num_classes,
+                                            cfg.linear, catalog, seed, metrics, reporter, hflip)
     return EvalResult(acc1, acc5, knn, time.perf_counter() - start)

@@ -6,8 +6,14 @@ import csv
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 FIELDS = ["phase", "epoch", "step", "loss", "lr", "images_per_second", "test_loss",
           "test_acc1", "test_acc5"]

@@ -4,11 +4,19 @@ Per step: take a batch of uint8 images already on the device, augment it there i
 the method declared, compute ``loss, logs = method(views, labels)`` under autocast, step the
 optimizer with the lr of this step. The loss is read back to the host only every
 ``log_every`` steps (a sync), which is also when a non-finite loss stops the run.
+
+Resume is exact: a checkpoint (every epoch, every ``checkpoint_every`` steps, on Ctrl-C) holds
+all the next step reads, this epoch's loss sums included, and the data order is a pure function
+of (seed, epoch); a run killed mid-epoch and resumed ends with the same weights and final loss,
+bit for bit on CPU, as one never stopped. Ctrl-C acts between two steps, where state is whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +27,13 @@ from torch import nn
 from sslbench.core.catalog import Catalog
 from sslbench.core.components import Split
 from sslbench.core.config import RunConfig, ViewSpec
+from sslbench.engine import distributed
 from sslbench.engine.augment import BatchAugment
 from sslbench.engine.checkpoint import rng_states, save_checkpoint, set_rng_states
 from sslbench.engine.device import autocast, autocast_dtype, make_scaler
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.engine.optim import base_lr, build_optimizer, build_schedule, set_lr
-from sslbench.errors import TrainingError, UsageError
+from sslbench.errors import Interrupted, SSLBenchError, TrainingError, UsageError
 
 WARMUP_STEPS = 3  # steps excluded from the images/s figure (allocator, caches, autotuning)
 
@@ -51,6 +60,7 @@ class Context:
     reporter: Reporter = field(default_factory=lambda: Reporter(quiet=True))
     metrics: MetricsLog = field(default_factory=lambda: MetricsLog(None))
     checkpoint_path: Path | None = None
+    checkpoint_every: int | None = None  # also checkpoint every N steps (mid-epoch)
 
 
 @dataclass
@@ -68,6 +78,11 @@ class _Loop:
     timed_images: int = 0
     timed_seconds: float = 0.0
     final_loss: float | None = None
+    model: nn.Module | None = None  # what the step calls: the method, or its DDP wrapper
+    epoch_loss: torch.Tensor | None = None  # sum of this epoch's step losses, on the device
+    interval_loss: torch.Tensor | None = None  # sum since the last log
+    interval: int = 0  # steps since the last log
+    interrupted: bool = False  # Ctrl-C seen: checkpoint and stop after this step
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -82,16 +97,20 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
     start = time.perf_counter()
     loop = _setup(method, split, ctx)
     if resume is not None:
-        _restore(loop, method, resume)
+        _restore_or_refuse(loop, method, resume, ctx)
+    loop.model = distributed.wrap(method, ctx.device, ctx.cfg.runtime.sync_batchnorm)
+    if ctx.cfg.runtime.compile:  # the method's forward (and its backward via AOTAutograd)
+        loop.model = torch.compile(loop.model)
     images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
     needs_labels = getattr(method, "needs_labels", False)
     ctx.reporter.start("pretrain", loop.total_steps)
     try:
-        while loop.epoch < ctx.cfg.pretrain.epochs:
-            _run_epoch(method, loop, images, labels if needs_labels else None, ctx)
-            loop.epoch += 1
-            if ctx.checkpoint_path is not None:
-                save_checkpoint(_state(loop, method, ctx), ctx.checkpoint_path)
+        with _deferred_interrupt(loop):
+            while loop.epoch < ctx.cfg.pretrain.epochs:
+                _run_epoch(method, loop, images, labels if needs_labels else None, ctx)
+                loop.epoch += 1
+                _checkpoint(loop, method, ctx)
+                _stop_if_interrupted(loop, ctx)
     finally:
         ctx.reporter.stop()
     ips = loop.timed_images / loop.timed_seconds if loop.timed_seconds > 0 else None
@@ -103,10 +122,14 @@ def _setup(method: nn.Module, split: Split, ctx: Context) -> _Loop:
     if len(split) < p.batch_size:
         raise UsageError(f"pretrain.batch_size {p.batch_size} is larger than the "
                          f"{len(split)} pretraining images; lower --batch-size")
+    if p.batch_size % distributed.world_size():
+        raise UsageError(f"--batch-size {p.batch_size} is the global batch: it must divide "
+                         f"evenly over the {distributed.world_size()} processes")
     steps_per_epoch = len(split) // p.batch_size  # drop the last partial batch
     total = steps_per_epoch * p.epochs
     dtype = autocast_dtype(ctx.device, ctx.cfg.runtime.precision)
-    gen = torch.Generator(ctx.device).manual_seed(ctx.cfg.seed)
+    # each process draws its own augmentations (rank 0 draws those of a single-process run)
+    gen = torch.Generator(ctx.device).manual_seed(_rank_seed(ctx.cfg.seed))
     augment = BatchAugment(ctx.views, ctx.image_size, ctx.mean, ctx.std, gen,
                            ctx.cfg.runtime.channels_last)
     optimizer = build_optimizer(ctx.catalog, method, p.optimizer, p.batch_size)
@@ -116,29 +139,49 @@ def _setup(method: nn.Module, split: Split, ctx: Context) -> _Loop:
                  total)
 
 
+def _rank_seed(seed: int) -> int:
+    return seed if distributed.rank() == 0 else (seed * 1_000_003 + distributed.rank()) % 2**63
+
+
+def _batch_index(order: torch.Tensor, step: int, batch_size: int) -> torch.Tensor:
+    """This process's disjoint share of global batch ``step`` of the epoch's ``order``."""
+    local = batch_size // distributed.world_size()
+    start = step * batch_size + distributed.rank() * local
+    return order[start:start + local]
+
+
 def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
     p = ctx.cfg.pretrain
     method.train()
     if hasattr(method, "on_epoch_start"):
         method.on_epoch_start(loop.epoch, p.epochs)
     order = epoch_order(len(images), ctx.cfg.seed, loop.epoch).to(ctx.device)
-    epoch_loss = torch.zeros((), device=ctx.device)
-    interval_loss = torch.zeros((), device=ctx.device)
-    tick, first = time.perf_counter(), loop.step - loop.epoch * loop.steps_per_epoch
-    interval = 0
+    first = loop.step - loop.epoch * loop.steps_per_epoch  # > 0: resumed mid-epoch
+    if first == 0 or loop.epoch_loss is None:  # mid-epoch, the sums come from the checkpoint
+        loop.epoch_loss = torch.zeros((), device=ctx.device)
+        loop.interval_loss, loop.interval = torch.zeros((), device=ctx.device), 0
+    tick = time.perf_counter()
     for i in range(first, loop.steps_per_epoch):
-        index = order[i * p.batch_size:(i + 1) * p.batch_size]
+        index = _batch_index(order, i, p.batch_size)
         loss, logs = _train_step(method, loop, images[index],
                                  None if labels is None else labels[index], ctx)
-        epoch_loss += loss
-        interval_loss += loss
+        loop.epoch_loss += loss
+        loop.interval_loss += loss
         loop.step += 1
-        interval += 1
-        if loop.step % p.log_every == 0 or i == loop.steps_per_epoch - 1:
-            tick = _log(loop, interval_loss / interval, logs, interval, tick, ctx)
-            interval_loss.zero_()
-            interval = 0
-    loop.final_loss = (epoch_loss / max(1, loop.steps_per_epoch - first)).item()
+        loop.interval += 1
+        last = i == loop.steps_per_epoch - 1
+        # a log (one sync) right at the end of warm-up, so no timed interval contains it
+        if loop.step % p.log_every == 0 or loop.step == WARMUP_STEPS or last:
+            tick = _log(loop, loop.interval_loss / loop.interval, logs, loop.interval, tick, ctx)
+            loop.interval_loss.zero_()
+            loop.interval = 0
+        if not last:  # the epoch's end checkpoints (and stops) in pretrain()
+            if loop.interrupted or (ctx.checkpoint_every
+                                    and loop.step % ctx.checkpoint_every == 0):
+                _checkpoint(loop, method, ctx)
+            _stop_if_interrupted(loop, ctx)
+    mean_loss = loop.epoch_loss / loop.steps_per_epoch
+    loop.final_loss = distributed.average(mean_loss).item()
 
 
 def _train_step(method, loop: _Loop, x, y, ctx: Context):
@@ -147,7 +190,7 @@ def _train_step(method, loop: _Loop, x, y, ctx: Context):
     views = loop.augment(x)
     dtype = autocast_dtype(ctx.device, ctx.cfg.runtime.precision)
     with autocast(ctx.device, dtype):
-        loss, logs = method(views, y)
+        loss, logs = (method if loop.model is None else loop.model)(views, y)
     loop.optimizer.zero_grad(set_to_none=True)
     loop.scaler.scale(loss).backward()
     loop.scaler.step(loop.optimizer)
@@ -159,8 +202,11 @@ def _train_step(method, loop: _Loop, x, y, ctx: Context):
 
 
 def _log(loop: _Loop, mean_loss, logs, steps: int, tick: float, ctx: Context) -> float:
-    """Read the loss back (one sync), stop on non-finite values, log and report."""
-    loss = mean_loss.item()
+    """Read the loss back (one sync), stop on non-finite values, log and report.
+
+    The loss is averaged over processes first, so every process stops at the same step.
+    """
+    loss = distributed.average(mean_loss).item()
     if not math.isfinite(loss):
         bad = [k for k, v in logs.items() if not torch.isfinite(v).all()] or ["loss"]
         raise TrainingError(
@@ -181,6 +227,39 @@ def _log(loop: _Loop, mean_loss, logs, steps: int, tick: float, ctx: Context) ->
     return time.perf_counter()
 
 
+def _checkpoint(loop: _Loop, method: nn.Module, ctx: Context) -> None:
+    if ctx.checkpoint_path is not None:  # rank 0 only under torchrun
+        save_checkpoint(_state(loop, method, ctx), ctx.checkpoint_path)
+
+
+@contextlib.contextmanager
+def _deferred_interrupt(loop: _Loop):
+    """While training, Ctrl-C (SIGINT) only sets ``loop.interrupted``; the loop checkpoints
+    and stops after the current step. A second Ctrl-C raises at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def on_sigint(signum, frame):
+        if loop.interrupted:
+            raise KeyboardInterrupt
+        loop.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def _stop_if_interrupted(loop: _Loop, ctx: Context) -> None:
+    if not loop.interrupted:
+        return
+    saved = (f"checkpoint saved to {ctx.checkpoint_path}; continue with --resume"
+             if ctx.checkpoint_path is not None else "no checkpoint on this process")
+    raise Interrupted(f"interrupted at step {loop.step} of {loop.total_steps}: {saved}")
+
+
 def _state(loop: _Loop, method: nn.Module, ctx: Context) -> dict:
     return {
         "model": method.state_dict(),
@@ -191,12 +270,23 @@ def _state(loop: _Loop, method: nn.Module, ctx: Context) -> dict:
         "epoch": loop.epoch,
         "step": loop.step,
         "final_loss": loop.final_loss,
+        "epoch_loss": loop.epoch_loss,  # mid-epoch: the sums the final loss is made of
+        "interval": [loop.interval_loss, loop.interval],
         "timing": [loop.timed_images, loop.timed_seconds],
         "config": ctx.cfg.model_dump_json(),
     }
 
 
-def _restore(loop: _Loop, method: nn.Module, state: dict) -> None:
+def _restore_or_refuse(loop: _Loop, method: nn.Module, state: dict, ctx: Context) -> None:
+    try:
+        _restore(loop, method, state, ctx.device)
+    except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise SSLBenchError(f"cannot resume from {ctx.checkpoint_path}: the checkpoint does "
+                            f"not fit this run ({type(exc).__name__}: {first})") from None
+
+
+def _restore(loop: _Loop, method: nn.Module, state: dict, device: torch.device) -> None:
     method.load_state_dict(state["model"])
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])
@@ -204,3 +294,7 @@ def _restore(loop: _Loop, method: nn.Module, state: dict) -> None:
     set_rng_states(state["rng"])
     loop.epoch, loop.step, loop.final_loss = state["epoch"], state["step"], state["final_loss"]
     loop.timed_images, loop.timed_seconds = state["timing"]
+    if state.get("epoch_loss") is not None:
+        loop.epoch_loss = state["epoch_loss"].to(device)
+        interval_loss, loop.interval = state["interval"]
+        loop.interval_loss = interval_loss.to(device)

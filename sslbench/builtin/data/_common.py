@@ -21,10 +21,23 @@ def split_from_arrays(images: np.ndarray | torch.Tensor, labels) -> Split:
     return Split(images.contiguous().to(torch.uint8), torch.as_tensor(np.asarray(labels)).long())
 
 
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units (computed on train only)."""
-    x = images.float().div_(255)
-    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+def channel_stats(images: torch.Tensor,
+                  chunk: int = 2048) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (unbiased) std of uint8 images, in [0, 1] units (train only).
+
+    Sums are accumulated in float64 chunk by chunk, so a large split (STL-10, an image folder)
+    never needs a float copy of itself in memory.
+    """
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        x = images[start:start + chunk].double().div_(255)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    n = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / n
+    std = ((squares - n * mean.square()) / max(n - 1, 1)).clamp_min(0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 def missing(name: str, where: Path, files: list[str], hint: str = "") -> DataError:

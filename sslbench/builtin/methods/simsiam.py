@@ -38,6 +38,7 @@ class SimSiam(nn.Module):
     """SimSiam (Chen & He 2021): predictor + stop-gradient, symmetric negative cosine."""
 
     Config = SimSiamConfig
+    stop_gradient_at = "predictor"  # sslbench.testing cuts the graph here to check stop-grad
     views = [ViewSpec(count=2, scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8,
                       grayscale_p=0.2, blur_p=0.0)]
     recipes = {

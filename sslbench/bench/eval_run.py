@@ -1,0 +1,172 @@
+"""Linear / kNN evaluation of a finished run's checkpoint (the original's ``main_linear.py``).
+
+``evaluate_run(path, ...)`` takes a run folder (``runs/<run-id>/``: ``config.json`` +
+``checkpoint.pt``) or a checkpoint file (its config is stored inside), rebuilds the method with
+the run's config, loads the weights (``weights_only``), and evaluates the frozen backbone with the
+run's ``eval`` section, changed only by the caller's ``eval.*`` overrides.
+
+The result is an *eval record* written atomically beside the checkpoint as
+``eval-<hash>.json`` (with the linear probe's per-epoch figures in ``eval-<hash>.csv``), where
+``<hash>`` identifies the evaluation settings: evaluating the same checkpoint with the same
+settings again replaces that record, other settings add another. The run's own record in the
+results registry is left untouched (it describes the run as it was run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sslbench.bench.resolve import parse_sets, validate
+from sslbench.bench.run import (
+    CHECKPOINT,
+    RunOptions,
+    build_method,
+    fixed_subset,
+    load_dataset,
+    run_id,
+    seed_everything,
+)
+from sslbench.core.components import method_trait
+from sslbench.core.config import RunConfig, deep_merge, dotted_to_nested
+from sslbench.core.plugins import Plugins
+from sslbench.core.records import PROTOCOL, Metrics, atomic_write_text
+from sslbench.engine import device as dev
+from sslbench.engine.checkpoint import load_checkpoint
+from sslbench.engine.evaluate import EvalResult, evaluate
+from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.errors import SSLBenchError, UsageError
+
+CONFIG = "config.json"
+
+
+class EvalRecord(BaseModel):
+    """One evaluation of one checkpoint: ``<checkpoint folder>/eval-<eval_hash>.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = 1
+    run_id: str
+    created: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    method: str
+    backbone: str
+    dataset: str
+    seed: int
+    checkpoint: str | None  # None: the untrained ``random`` floor, rebuilt from its seed
+    checkpoint_epoch: int  # pretraining epochs done when the checkpoint was written
+    pretrain_epochs: int  # epochs the run was configured for
+    variant: Literal["cached", "augmented"]
+    eval: dict[str, Any]  # the resolved ``eval`` section used
+    eval_hash: str
+    metrics: Metrics
+    eval_seconds: float
+    device: str
+    protocol: str = PROTOCOL
+
+
+def eval_hash(cfg: RunConfig) -> str:
+    text = json.dumps(cfg.eval.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def locate(path: Path) -> tuple[Path, RunConfig, Path, dict | None]:
+    """(folder for the eval record, the run's config, checkpoint path, its state or None)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / CONFIG).is_file():
+            raise UsageError(f"{path} is not a run folder: it has no {CONFIG}")
+        cfg = read_config((path / CONFIG).read_text(encoding="utf-8"), path / CONFIG)
+        ckpt = path / CHECKPOINT
+        return path, cfg, ckpt, load_checkpoint(ckpt) if ckpt.exists() else None
+    if not path.exists():
+        raise UsageError(f"no run folder or checkpoint at {path}")
+    state = load_checkpoint(path)
+    if "config" in state:
+        return path.parent, read_config(state["config"], path), path, state
+    if (path.parent / CONFIG).is_file():
+        config = read_config((path.parent / CONFIG).read_text(), path.parent)
+        return path.parent, config, path, state
+    raise SSLBenchError(f"checkpoint {path} carries no config and has no {CONFIG} beside it")
+
+
+def read_config(text: str, where: Path) -> RunConfig:
+    try:
+        return RunConfig.model_validate_json(text)
+    except ValidationError as exc:
+        first = " ".join(str(exc).split("\n")[:2])
+        raise SSLBenchError(f"cannot read the run config in {where}: {first}") from None
+
+
+def with_eval_overrides(cfg: RunConfig, plugins: Plugins, sets: list[str],
+                        overrides: dict[str, Any]) -> RunConfig:
+    """The run's config with its ``eval`` section changed by ``--set eval.*`` and flags."""
+    layer = parse_sets(sets)
+    others = sorted(set(layer) - {"eval"})
+    if others:
+        raise UsageError(f"sslbench eval only changes eval.* settings, got --set {others[0]}.…")
+    flags = [dotted_to_nested(k, v) for k, v in overrides.items() if v is not None]
+    raw = deep_merge(cfg.model_dump(mode="json"), layer, *flags)
+    new = validate(RunConfig, raw)
+    plugins.catalog.entry("optimizers", new.eval.linear.optimizer.name)  # did-you-mean on typos
+    plugins.catalog.entry("schedulers", new.eval.linear.schedule.name)
+    return new
+
+
+def evaluate_run(path: Path, plugins: Plugins, opts: RunOptions, sets: list[str] = (),
+                 overrides: dict[str, Any] | None = None) -> tuple[EvalRecord, Path]:
+    """Evaluate the checkpoint at ``path``; write and return its eval record and its path."""
+    folder, cfg, ckpt, state = locate(path)
+    rid = run_id(cfg)  # the run's identity, before the evaluation settings change
+    cfg = with_eval_overrides(cfg, plugins, list(sets), overrides or {})
+    pretrains = method_trait(plugins.catalog.get("methods", cfg.method.name), "pretrains")
+    if state is None and pretrains and cfg.pretrain.epochs > 0:
+        raise SSLBenchError(f"no {CHECKPOINT} in {folder}: the run has not finished an epoch")
+    device = dev.resolve_device(opts.device)
+    data = load_dataset(plugins, cfg.data.name, opts)
+    image_size = cfg.data.image_size or data.image_size
+    seed_everything(cfg.seed)  # the random floor's weights come from the seed alone
+    method = build_method(plugins, cfg, image_size, data.num_classes)
+    if state is not None:
+        load_weights(method, state["model"], ckpt)
+    method = method.to(device)
+    if cfg.runtime.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    h = eval_hash(cfg)
+    csv = folder / f"eval-{h}.csv"
+    csv.unlink(missing_ok=True)  # this evaluation's own log, started afresh
+    ev = evaluate(method.backbone, fixed_subset(data.train, cfg.eval.train_subset), data.test,
+                  data.num_classes, image_size, data.mean, data.std, cfg.eval, plugins.catalog,
+                  device, dev.autocast_dtype(device, cfg.runtime.precision), cfg.seed,
+                  MetricsLog(csv), Reporter(quiet=opts.quiet), hflip=cfg.data.hflip)
+    record = _record(rid, cfg, ckpt if state is not None else None, state, h, ev, device)
+    out = folder / f"eval-{h}.json"
+    atomic_write_text(out, record.model_dump_json(indent=2) + "\n")
+    return record, out
+
+
+def load_weights(method, weights: dict, path: Path) -> None:
+    try:
+        method.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise SSLBenchError(f"checkpoint {path} does not fit the run's method: {first}") from None
+
+
+def _record(rid: str, cfg: RunConfig, ckpt: Path | None, state, h: str, ev: EvalResult,
+            device) -> EvalRecord:
+    return EvalRecord(
+        run_id=rid, method=cfg.method.name, backbone=cfg.backbone.name,
+        dataset=cfg.data.name, seed=cfg.seed,
+        checkpoint=str(ckpt) if ckpt is not None else None,
+        checkpoint_epoch=int(state.get("epoch", 0)) if state is not None else 0,
+        pretrain_epochs=cfg.pretrain.epochs,
+        variant="cached" if cfg.eval.linear.cached else "augmented",
+        eval=cfg.eval.model_dump(mode="json"), eval_hash=h,
+        metrics=Metrics(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
+                        knn_acc1=ev.knn_acc1),
+        eval_seconds=ev.seconds, device=str(device))

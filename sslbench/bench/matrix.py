@@ -1,0 +1,229 @@
+"""A benchmark matrix: method × backbone × dataset × seed, one ``run`` per cell, resumable.
+
+A matrix is declared on the command line (``--methods simclr,byol --seeds 0,1``) or in a TOML
+file::
+
+    methods = ["simclr", "simsiam"]     # or "*": every registered method
+    backbones = ["resnet18"]
+    datasets = ["digits"]
+    seeds = [0, 1, 2]
+    epochs = 10                          # optional, for every cell
+
+    [config]                             # settings for every cell (run's --config sections)
+    pretrain.batch_size = 128
+
+    [[cells]]                            # per-cell settings: the keys given must all match
+    method = "simclr"
+    dataset = "digits"
+    config.method.temperature = 0.2
+
+Each cell is resolved exactly as ``sslbench run`` resolves it and identified by
+:func:`sslbench.bench.run.run_id` (recipe hash + seed), so a matrix and single runs share the
+registry. A cell whose *completed* record exists is skipped unless ``rerun``; a failed cell is
+recorded ``failed`` with its reason and the matrix goes on. Layers, later wins: recipes < matrix
+``[config]`` < matching ``[[cells]]`` < CLI ``--set`` < CLI flags (``--epochs``...).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sslbench.bench.resolve import parse_sets, resolve_config
+from sslbench.bench.run import run_id
+from sslbench.core.catalog import Catalog
+from sslbench.core.config import RunConfig
+from sslbench.core.records import read_record
+from sslbench.errors import UsageError
+
+AXES = {"methods": "methods", "backbones": "backbones", "datasets": "datasets"}
+CELL_KEYS = {"method", "backbone", "dataset", "seed", "config"}
+
+
+@dataclass
+class MatrixSpec:
+    """What to expand: names (or ``"*"``), seeds, and the settings layered onto every cell."""
+
+    methods: list[str] | str = field(default_factory=list)
+    backbones: list[str] | str = field(default_factory=list)
+    datasets: list[str] | str = field(default_factory=list)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    epochs: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cell:
+    cfg: RunConfig
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.cfg)
+
+
+def split_list(text: str | None) -> list[str] | str | None:
+    """``"a, b"`` -> ``["a", "b"]``; ``"*"`` stays the wildcard; ``None`` stays unset."""
+    if text is None:
+        return None
+    if text.strip() == "*":
+        return "*"
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or a range ``"0-4"`` (inclusive) -> a list of seeds."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        low, sep, high = part.partition("-")
+        try:
+            seeds += list(range(int(low), int(high) + 1)) if sep else [int(part)]
+        except ValueError:
+            raise UsageError(f"--seeds expects integers like 0,1,2 or 0-4, got {part!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds expects non-negative integers, got {text!r}")
+    return seeds
+
+
+def load_matrix_file(path: Path) -> MatrixSpec:
+    """Read a matrix TOML file into a :class:`MatrixSpec`; unknown keys are a usage error."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read matrix file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"matrix file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {*AXES, "seeds", "epochs", "config", "cells"})
+    if unknown:
+        raise UsageError(f"matrix file {path}: unknown key {unknown[0]!r} (expected methods, "
+                         "backbones, datasets, seeds, epochs, [config], [[cells]])")
+    seeds = data.get("seeds", [0])
+    seeds = [seeds] if isinstance(seeds, int) else seeds
+    if not (isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds)):
+        raise UsageError(f"matrix file {path}: seeds must be a list of non-negative integers")
+    for cell in data.get("cells", []):
+        if set(cell) - CELL_KEYS:
+            raise UsageError(f"matrix file {path}: [[cells]] takes {sorted(CELL_KEYS)}, "
+                             f"got {sorted(set(cell) - CELL_KEYS)}")
+    return MatrixSpec(methods=data.get("methods", []), backbones=data.get("backbones", []),
+                      datasets=data.get("datasets", []), seeds=seeds,
+                      epochs=data.get("epochs"), config=data.get("config", {}),
+                      cells=data.get("cells", []))
+
+
+def names(catalog: Catalog, kind: str, wanted: list[str] | str) -> list[str]:
+    """The registered names for ``"*"``; otherwise each name checked (did-you-mean on a typo)."""
+    if wanted == "*" or wanted == ["*"]:
+        return [entry.name for entry in catalog.entries(kind)]
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    if not wanted:
+        raise UsageError(f"the matrix names no {kind}: give --{kind} or '{kind}' in the file")
+    for name in wanted:
+        catalog.entry(kind, name)
+    return list(dict.fromkeys(wanted))
+
+
+def expand(spec: MatrixSpec, catalog: Catalog, *, config_file: Path | None = None,
+           sets: list[str] = (), overrides: dict[str, Any] | None = None) -> list[Cell]:
+    """Every cell of the matrix, resolved; in method, backbone, dataset, seed order."""
+    axes = [names(catalog, kind, getattr(spec, attr)) for attr, kind in AXES.items()]
+    cli = flatten(parse_sets(list(sets)))
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cells = []
+    for method in axes[0]:
+        for backbone in axes[1]:
+            for dataset in axes[2]:
+                for seed in spec.seeds:
+                    layered = {**flatten(spec.config), **_epochs(spec.epochs),
+                               **_cell_settings(spec.cells, method, backbone, dataset, seed),
+                               **cli, **flags, "seed": seed}
+                    cfg = resolve_config(catalog, method, backbone, dataset,
+                                         config_file=config_file, overrides=layered)
+                    cells.append(Cell(cfg))
+    return cells
+
+
+def _epochs(epochs: int | None) -> dict[str, int]:
+    return {} if epochs is None else {"pretrain.epochs": epochs}
+
+
+def _cell_settings(cells: list[dict], method: str, backbone: str, dataset: str,
+                   seed: int) -> dict[str, Any]:
+    here = {"method": method, "backbone": backbone, "dataset": dataset, "seed": seed}
+    merged: dict[str, Any] = {}
+    for cell in cells:
+        if all(cell[key] == value for key, value in here.items() if key in cell):
+            merged.update(flatten(cell.get("config", {})))
+    return merged
+
+
+def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"pretrain": {"epochs": 5}}`` -> ``{"pretrain.epochs": 5}`` (leaves only)."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def completed(cell: Cell, results_dir: Path) -> bool:
+    """Whether the registry already holds a completed record of this cell."""
+    path = Path(results_dir) / f"{cell.run_id}.json"
+    if not path.exists():
+        return False
+    try:
+        return read_record(path).status == "completed"
+    except (OSError, ValueError):
+        return False  # unreadable: run it again, the new record replaces it
+
+
+def plan(cells: list[Cell], results_dir: Path, rerun: bool = False) -> list[tuple[Cell, bool]]:
+    """``(cell, skip)`` for every cell, duplicates (same run id) dropped."""
+    unique = {cell.run_id: cell for cell in cells}.values()
+    return [(cell, not rerun and completed(cell, results_dir)) for cell in unique]
+
+
+@dataclass
+class Summary:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run id, reason)
+
+    def line(self) -> str:
+        return (f"matrix: {len(self.done)} done, {len(self.skipped)} skipped, "
+                f"{len(self.failed)} failed")
+
+
+def run_matrix(cells: list[Cell], executor, opts, *, rerun: bool = False,
+               report=lambda line: None) -> Summary:
+    """Skip completed cells, run the others on ``executor``, and report each as it ends.
+
+    ``executor`` has ``run(cfgs, opts)`` yielding one outcome per cell (see
+    :mod:`sslbench.bench.executors`); ``report`` receives one line per cell.
+    """
+    summary = Summary()
+    todo = []
+    for cell, skip in plan(cells, opts.results_dir, rerun):
+        if skip:
+            summary.skipped.append(cell.run_id)
+            report(f"skip    {cell.run_id} (completed record in {opts.results_dir})")
+        else:
+            todo.append(cell.cfg)
+    try:
+        for outcome in executor.run(todo, opts) if todo else ():
+            if outcome.status == "done":
+                summary.done.append(outcome.run_id)
+                report(f"done    {outcome.run_id}")
+            else:
+                summary.failed.append((outcome.run_id, outcome.reason or "unknown"))
+                report(f"failed  {outcome.run_id}: {outcome.reason}")
+    except KeyboardInterrupt:  # what finished is in the registry; the next start resumes
+        report(f"{summary.line()}, {len(todo) - len(summary.done) - len(summary.failed)} "
+               "not run (interrupted)")
+        raise
+    return summary

@@ -1,0 +1,188 @@
+"""SwAV: predict the cluster assignment (code) of one view from the other views.
+
+Caron et al. 2020, "Unsupervised Learning of Visual Features by Contrasting Cluster
+Assignments", https://arxiv.org/abs/2006.09882. Paper defaults: projector 2048 -> 128 onto the
+unit sphere, 3000 prototypes re-normalised after every step, codes from Sinkhorn-Knopp
+(epsilon 0.05, 3 iterations) on stop-gradient scores of the two global crops, swapped
+prediction with temperature 0.1, multi-crop 2 x 224 px (scale 0.14-1) + 6 x 96 px (scale
+0.05-0.14), prototypes frozen during the first epoch, optional queue of past embeddings
+(3840 for batch 256) started after 15 epochs. LARS lr 0.6 at batch 256, wd 1e-6.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from sslbench import hookimpl
+from sslbench.core.config import StrictModel, ViewSpec
+from sslbench.engine import distributed
+from sslbench.heads import mlp
+
+
+@torch.no_grad()
+def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, iterations: int = 3) -> torch.Tensor:
+    """Codes ``[B, K]`` for scores ``[B, K]`` (Eq. 3 of the paper, Sinkhorn-Knopp iterations).
+
+    ``Q = exp(C^T Z / eps)`` (``[K, B]``) is rescaled alternately so that every prototype gets
+    ``1/K`` of the mass and every sample ``1/B``; the result, times B, has rows (samples) that
+    sum to exactly 1 and columns (prototypes) that sum to about B/K.
+    """
+    scores = scores.float()
+    q = torch.exp((scores - scores.max()) / eps).T  # the max shift cancels in the normalisation
+    q /= q.sum()
+    k, b = q.shape
+    for _ in range(iterations):
+        q /= q.sum(dim=1, keepdim=True)  # each prototype: total mass 1/K
+        q /= k
+        q /= q.sum(dim=0, keepdim=True)  # each sample: total mass 1/B
+        q /= b
+    return (q * b).T
+
+
+def swapped_prediction(scores: torch.Tensor, codes: torch.Tensor,
+                       temperature: float = 0.1) -> torch.Tensor:
+    """``-sum_k q_k log softmax(z . c_k / T)`` averaged over the batch (Eq. 2, one term).
+
+    ``scores``: ``[B, K]`` of the view that predicts, ``codes``: ``[B, K]`` of another view.
+    """
+    return -(codes * F.log_softmax(scores.float() / temperature, dim=1)).sum(dim=1).mean()
+
+
+def global_codes(scores: torch.Tensor, batch: int, eps: float, iterations: int) -> torch.Tensor:
+    """Codes of the last ``batch`` rows of this process's ``scores`` (queue rows first),
+    with the equipartition taken over every process's scores."""
+    codes = sinkhorn_knopp(distributed.gather(scores), eps, iterations)
+    start = distributed.rank() * len(scores)
+    return codes[start:start + len(scores)][-batch:]
+
+
+class SwAVConfig(StrictModel):
+    proj_hidden_dim: int = Field(2048, ge=1)
+    proj_dim: int = Field(128, ge=1)
+    num_prototypes: int = Field(3000, ge=2)
+    temperature: float = Field(0.1, gt=0.0)
+    sinkhorn_eps: float = Field(0.05, gt=0.0)
+    sinkhorn_iterations: int = Field(3, ge=1)
+    assign_views: int = Field(2, ge=1)  # codes are computed for the first views (global crops)
+    freeze_prototypes_epochs: int = Field(1, ge=0)
+    queue_length: int = Field(0, ge=0)  # 0: no queue
+    queue_start_epoch: int = Field(15, ge=0)
+
+
+def multi_crop(small: int, global_size: float = 1.0, small_size: float = 96 / 224,
+               global_scale=(0.14, 1.0), small_scale=(0.05, 0.14)) -> list[ViewSpec]:
+    """SwAV's augmentation: 2 global crops then ``small`` low-resolution ones (sizes relative)."""
+    common = dict(jitter=(0.8, 0.8, 0.8, 0.2), jitter_p=0.8, grayscale_p=0.2, blur_p=0.5)
+    views = [ViewSpec(count=2, size=global_size, scale=global_scale, **common)]
+    if small:
+        views.append(ViewSpec(count=small, size=small_size, scale=small_scale, **common))
+    return views
+
+
+class SwAV(nn.Module):
+    """SwAV (Caron et al. 2020): online clustering with swapped prediction and multi-crop."""
+
+    Config = SwAVConfig
+    views = multi_crop(6)
+    _cpu = {"method": {"num_prototypes": 100},  # ~10x the classes, as the paper advises
+            "pretrain": {"views": [v.model_dump() for v in
+                                   multi_crop(4, small_size=0.5, global_scale=(0.3, 1.0),
+                                              small_scale=(0.1, 0.3))]}}
+    recipes = {
+        "digits": _cpu,
+        "fashion-mnist": _cpu,
+        "cifar10": {
+            "method": {"queue_length": 3840, "queue_start_epoch": 50},
+            "pretrain": {
+                "epochs": 800, "batch_size": 256,
+                "views": [v.model_dump() for v in multi_crop(6, small_size=0.5)],
+                "optimizer": {"name": "lars", "lr": 0.6, "weight_decay": 1e-6, "momentum": 0.9},
+                "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
+                             "final_lr": 0.0},
+            },
+            "eval": {"linear": {"epochs": 100, "batch_size": 512,
+                                "optimizer": {"name": "sgd_nesterov", "lr": 0.1,
+                                              "weight_decay": 0.0, "momentum": 0.9}}},
+        },
+    }
+
+    def __init__(self, backbone: nn.Module, cfg: SwAVConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.projector = mlp(backbone.feature_dim, cfg.proj_hidden_dim, cfg.proj_dim)
+        self.prototypes = nn.Linear(cfg.proj_dim, cfg.num_prototypes, bias=False)
+        self.normalize_prototypes()
+        # past embeddings of each assigned view, newest first; part of the checkpoint
+        self.register_buffer("queue", torch.zeros(cfg.assign_views, cfg.queue_length,
+                                                  cfg.proj_dim))
+        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        self.queue_active = False
+
+    @torch.no_grad()
+    def normalize_prototypes(self) -> None:
+        w = self.prototypes.weight
+        w.copy_(F.normalize(w, dim=1))
+
+    def embed(self, views) -> list[torch.Tensor]:
+        """Unit-norm projections of every view; views of one resolution go through together."""
+        out = []
+        for _, group in groupby(views, key=lambda v: v.shape[-2:]):
+            group = list(group)
+            z = F.normalize(self.projector(self.backbone(torch.cat(group))), dim=1)
+            out += z.chunk(len(group))
+        return out
+
+    def forward(self, views, labels=None):
+        n_assign = self.cfg.assign_views
+        if len(views) <= n_assign:
+            raise ValueError(f"SwAV needs more than assign_views={n_assign} views, "
+                             f"got {len(views)}")
+        z = self.embed(views)
+        scores = [self.prototypes(zi) for zi in z]  # [B, K] per view
+        loss = scores[0].new_zeros((), dtype=torch.float32)
+        for i in range(n_assign):
+            codes = self.codes(i, scores[i].detach(), z[i].detach())
+            for v in range(len(views)):
+                if v != i:
+                    loss = loss + swapped_prediction(scores[v], codes, self.cfg.temperature)
+        loss = loss / (n_assign * (len(views) - 1))
+        return loss, {"swapped_prediction": loss.detach()}
+
+    @torch.no_grad()
+    def codes(self, i: int, scores: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Sinkhorn codes of assigned view ``i``, with the queue's scores once it is full."""
+        b = len(scores)
+        if self.queue_active and int(self.queue_filled) >= self.cfg.queue_length:
+            scores = torch.cat([self.prototypes(self.queue[i].to(z.dtype)).float(),
+                                scores.float()])
+        codes = global_codes(scores, b, self.cfg.sinkhorn_eps, self.cfg.sinkhorn_iterations)
+        if self.queue_active:
+            self.enqueue(i, z)
+        return codes
+
+    @torch.no_grad()
+    def enqueue(self, i: int, z: torch.Tensor) -> None:
+        queue, n = self.queue[i], min(len(z), self.cfg.queue_length)
+        queue[n:] = queue[:len(queue) - n].clone()  # shift older entries back
+        queue[:n] = z[:n].to(queue.dtype)
+        if i == 0:
+            self.queue_filled.add_(n).clamp_(max=self.cfg.queue_length)
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        # frozen prototypes get no gradient (grad None), so the optimizer leaves them alone
+        self.prototypes.weight.requires_grad_(epoch >= self.cfg.freeze_prototypes_epochs)
+        self.queue_active = self.cfg.queue_length > 0 and epoch >= self.cfg.queue_start_epoch
+
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.normalize_prototypes()
+
+
+@hookimpl
+def sslbench_register_methods(register):
+    register("swav", SwAV, display="SwAV")

@@ -1,0 +1,94 @@
+"""LARS: layer-wise adaptive rate scaling (You, Gitman & Ginsburg 2017, arXiv:1708.03888).
+
+Each parameter tensor w (a "layer") with gradient g gets a local learning rate, the *trust
+ratio* ``eta * ||w|| / (||g|| + wd * ||w||)``, which scales its weight-decayed gradient before
+momentum SGD (the paper's Algorithm 1)::
+
+    d = trust_ratio * (g + wd * w);   v = momentum * v + d;   w = w - lr * v
+
+Paper defaults: ``eta`` (trust coefficient) 0.001, momentum 0.9. The ratio
+is 1 where ``||w||`` or the denominator is 0 (a zero-initialised layer still moves). As in
+``torch.optim.SGD``, the global lr multiplies the momentum buffer at the step instead of being
+folded into it, so a schedule's new lr applies at once and an lr of 0 never moves a weight.
+
+``options``: ``eta`` (0.001). Parameter groups may also set ``adapt=False`` (plain momentum SGD
+for that group: ``lars_simclr`` uses it for biases and norm parameters) and ``simclr_norm=True``
+(the ratio's denominator is ``||g + wd * w||``, as SimCLR's implementation computes it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sslbench import hookimpl
+from sslbench.builtin.optim._options import positive, read_options
+from sslbench.core.config import OptimizerConfig
+
+DEFAULTS = {"eta": 0.001}
+
+
+def trust_ratio(weight_norm: torch.Tensor, update_norm: torch.Tensor,
+                eta: float) -> torch.Tensor:
+    """``eta * ||w|| / update_norm``, or 1 where either norm is 0 (a scalar tensor)."""
+    ratio = eta * weight_norm / update_norm
+    usable = (weight_norm > 0) & (update_norm > 0)
+    return torch.where(usable, ratio, torch.ones_like(ratio))  # no host sync on GPU
+
+
+def lars_direction(weight: torch.Tensor, grad: torch.Tensor, group: dict) -> torch.Tensor:
+    """The weight-decayed gradient, scaled by its trust ratio where the group adapts."""
+    wd = group["weight_decay"]
+    decayed = grad.add(weight, alpha=wd) if wd else grad
+    if not group["adapt"]:
+        return decayed
+    w_norm = weight.norm()
+    denominator = decayed.norm() if group["simclr_norm"] else grad.norm() + wd * w_norm
+    return decayed * trust_ratio(w_norm, denominator, group["eta"])
+
+
+class LARS(torch.optim.Optimizer):
+    """Momentum SGD on the trust-ratio-scaled directions (see the module docstring)."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
+                 eta: float = 0.001, nesterov: bool = False, adapt: bool = True,
+                 simclr_norm: bool = False) -> None:
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta,
+                    "nesterov": nesterov, "adapt": adapt, "simclr_norm": simclr_norm}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, lars_direction(p, p.grad, group), group)
+        return loss
+
+    def _update(self, p: torch.Tensor, direction: torch.Tensor, group: dict) -> None:
+        momentum = group["momentum"]
+        if momentum:
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = direction.clone()
+            else:
+                state["momentum_buffer"].mul_(momentum).add_(direction)
+            buffer = state["momentum_buffer"]
+            direction = direction.add(buffer, alpha=momentum) if group["nesterov"] else buffer
+        p.add_(direction, alpha=-group["lr"])
+
+
+def lars(named_params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """LARS (You et al. 2017): layer-wise trust ratio, momentum, weight decay (option: eta)."""
+    options = read_options(cfg.options, DEFAULTS)
+    positive(options, "eta")
+    return LARS([p for _, p in named_params], lr=cfg.lr, momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay, eta=options["eta"], nesterov=cfg.nesterov)
+
+
+@hookimpl
+def sslbench_register_optimizers(register):
+    register("lars", lars)

@@ -1,0 +1,63 @@
+"""``sslbench eval RUN_DIR_OR_CHECKPOINT``: linear probe and kNN of a pretrained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sslbench.bench.eval_run import EvalRecord, evaluate_run
+from sslbench.bench.run import RunOptions, default_data_dir
+from sslbench.cli import app
+from sslbench.cli.catalog import load
+
+
+@app.command("eval")
+def eval_command(
+    path: Path = typer.Argument(..., help="A run folder (runs/<run-id>) or a checkpoint file."),
+    cached: bool | None = typer.Option(
+        None, "--cached/--no-cached",
+        help="Train on features computed once (fast), or on a random resized crop + flip of "
+             "every image each epoch. Default: the run's eval.linear.cached."),
+    optimizer: str | None = typer.Option(None, help="Linear optimizer: sgd, sgd_nesterov, lars…"),
+    lr: float | None = typer.Option(None, help="Linear-probe learning rate."),
+    epochs: int | None = typer.Option(None, min=0, help="Linear-probe epochs."),
+    batch_size: int | None = typer.Option(None, min=1, help="Linear-probe batch size."),
+    weight_decay: float | None = typer.Option(None, min=0.0, help="Linear-probe weight decay."),
+    set_: list[str] = typer.Option([], "--set", help="Override: eval.key=value (repeat)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    data_dir: Path = typer.Option(default_data_dir(), help="Dataset folder ($SSLBENCH_DATA)."),
+    download: bool = typer.Option(True, help="Download missing datasets when possible."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a linear classifier on the frozen backbone of a run; report Acc@1/Acc@5 and kNN.
+
+    Starts from the run's own eval settings; flags and --set eval.* change them. The figures are
+    those of the final epoch on the test split. Writes eval-<hash>.json beside the checkpoint.
+    """
+    plugins = load()
+    overrides = {"eval.linear.cached": cached, "eval.linear.optimizer.name": optimizer,
+                 "eval.linear.optimizer.lr": lr, "eval.linear.epochs": epochs,
+                 "eval.linear.batch_size": batch_size,
+                 "eval.linear.optimizer.weight_decay": weight_decay}
+    opts = RunOptions(device=device, data_dir=data_dir, download=download, quiet=quiet)
+    record, out = evaluate_run(path, plugins, opts, set_, overrides)
+    typer.echo(summary(record, out))
+
+
+def summary(record: EvalRecord, out: Path) -> str:
+    m, lin = record.metrics, record.eval["linear"]
+
+    def pct(value):
+        return "–" if value is None else f"{value:.2f}%"
+
+    trained = (f"checkpoint epoch {record.checkpoint_epoch}/{record.pretrain_epochs}"
+               if record.checkpoint else "untrained (seeded) weights")
+    opt = lin["optimizer"]
+    return "\n".join([
+        f"{record.method} · {record.backbone} · {record.dataset} (seed {record.seed}, {trained})",
+        f"  linear ({record.variant}, {opt['name']} lr {opt['lr']:g}, {lin['epochs']} epochs, "
+        f"batch {lin['batch_size']}): Acc@1 {pct(m.linear_acc1)}  Acc@5 {pct(m.linear_acc5)}",
+        f"  kNN Acc@1 {pct(m.knn_acc1)}  (final epoch, test split; {record.eval_seconds:.1f} s)",
+        f"  record {out}",
+    ])

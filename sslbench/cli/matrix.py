@@ -1,0 +1,96 @@
+"""``sslbench matrix``: run method × backbone × dataset × seed, skipping what is already done."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from sslbench.bench import matrix as matrices
+from sslbench.bench.executors import LocalExecutor, SubmititExecutor
+from sslbench.bench.run import RunOptions, default_data_dir
+from sslbench.cli import app
+from sslbench.cli.catalog import load
+from sslbench.errors import SSLBenchError, UsageError
+
+Executor = Enum("Executor", {"local": "local", "slurm": "slurm",
+                             "submitit_local": "submitit-local"}, type=str)
+
+
+@app.command()
+def matrix(
+    file: Path | None = typer.Argument(None, help="Matrix TOML file (see docs)."),
+    methods: str | None = typer.Option(None, help="Comma list, or '*' for all registered."),
+    backbones: str | None = typer.Option(None, help="Comma list, or '*'."),
+    datasets: str | None = typer.Option(None, help="Comma list, or '*'."),
+    seeds: str | None = typer.Option(None, help="Seeds: 0,1,2 or 0-2 (default 0)."),
+    epochs: int | None = typer.Option(None, min=0, help="Pretraining epochs (every cell)."),
+    batch_size: int | None = typer.Option(None, min=2, help="Pretraining batch size."),
+    lr: float | None = typer.Option(None, help="Base learning rate."),
+    config: Path | None = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
+    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeat)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    data_dir: Path = typer.Option(default_data_dir(), help="Dataset folder ($SSLBENCH_DATA)."),
+    output_dir: Path = typer.Option(Path("runs"), help="Run folders (checkpoint, plots)."),
+    results_dir: Path = typer.Option(Path("results"), help="Results registry folder."),
+    download: bool = typer.Option(True, help="Download missing datasets when possible."),
+    dry_run: bool = typer.Option(False, help="List the cells and which would be skipped."),
+    rerun: bool = typer.Option(False, help="Run cells even if a completed record exists."),
+    executor: Executor = typer.Option(Executor.local, help="local, slurm or submitit-local "
+                                      "(the Slurm code path, run on this machine)."),
+    jobs: int = typer.Option(1, min=1, help="local: cells run at once, in processes."),
+    partition: str | None = typer.Option(None, help="slurm: partition."),
+    account: str | None = typer.Option(None, help="slurm: account."),
+    gpus_per_node: int | None = typer.Option(None, min=0, help="slurm: GPUs per job "
+                                             "(default 1, 0 with --device cpu)."),
+    time_min: int = typer.Option(60, min=1, help="slurm: time limit per cell, minutes."),
+    array_parallelism: int | None = typer.Option(None, min=1, help="slurm: array tasks at once."),
+    cells_per_job: int = typer.Option(1, min=1, help="slurm: cells run one after another in "
+                                      "each array task (for short cells)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Run every cell of a matrix (each one `sslbench run`); completed cells are skipped."""
+    spec = matrices.load_matrix_file(file) if file else matrices.MatrixSpec()
+    for attr, text in (("methods", methods), ("backbones", backbones), ("datasets", datasets)):
+        if text is not None:
+            setattr(spec, attr, matrices.split_list(text))
+    if seeds is not None:
+        spec.seeds = matrices.parse_seeds(seeds)
+    if file is None and not (spec.methods and spec.backbones and spec.datasets):
+        raise UsageError("give a matrix file, or --methods, --backbones and --datasets")
+    plugins = load()
+    cells = matrices.expand(spec, plugins.catalog, config_file=config, sets=set_,
+                            overrides={"pretrain.epochs": epochs,
+                                       "pretrain.batch_size": batch_size,
+                                       "pretrain.optimizer.lr": lr})
+    opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
+                      results_dir=results_dir, download=download, quiet=quiet)
+    if dry_run:
+        _dry_run(cells, results_dir, rerun)
+        return
+    if executor is Executor.local:
+        runner = LocalExecutor(jobs=jobs, plugins=plugins if jobs == 1 else None)
+    else:
+        gpus = gpus_per_node if gpus_per_node is not None else int(device != "cpu")
+        runner = SubmititExecutor(
+            folder=output_dir / "submitit", cluster="slurm" if executor is Executor.slurm
+            else "local", partition=partition, gpus_per_node=gpus, time_min=time_min,
+            account=account, array_parallelism=array_parallelism, cells_per_job=cells_per_job)
+    summary = matrices.run_matrix(cells, runner, opts, rerun=rerun, report=typer.echo)
+    typer.echo(summary.line())
+    if summary.failed:
+        raise SSLBenchError(f"{len(summary.failed)} of {len(cells)} cells failed; their "
+                            f"records in {results_dir} say why")
+
+
+def _dry_run(cells: list[matrices.Cell], results_dir: Path, rerun: bool) -> None:
+    planned = matrices.plan(cells, results_dir, rerun)
+    for cell, skip in planned:
+        cfg = cell.cfg
+        what = "skip" if skip else "run "
+        typer.echo(f"{what}  {cell.run_id}  ({cfg.pretrain.epochs} epochs, "
+                   f"batch {cfg.pretrain.batch_size})")
+    skipped = sum(skip for _, skip in planned)
+    typer.echo(f"{len(planned)} cells: {len(planned) - skipped} to run, {skipped} skipped "
+               f"(completed records in {results_dir})")

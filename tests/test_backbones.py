@@ -1,0 +1,104 @@
+"""Every registered backbone works on small images: forward, backward, feature dimension.
+
+Parametrised over the registry, so a new backbone is tested without editing this file. The
+original project's AlexNet and EfficientNet crashed on 32 px inputs; here every backbone runs
+at 32 px, and one per family at 16 and 8 px, with its small-image variant chosen automatically.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from sslbench.core.plugins import load_plugins
+from sslbench.testing import registered
+
+ALL = load_plugins(autoload=False).catalog.names("backbones")
+ONE_PER_FAMILY = registered("backbones", distribution="builtin", autoload=False,
+                            first_per_plugin=True)
+
+# Widths of the last block, as in the papers (B1 shares B0's 1280; VGG's is 512 at every depth).
+FEATURE_DIMS = {
+    "resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet152": 2048, "alexnet": 256,
+    "vgg11": 512, "vgg19_bn": 512, "densenet121": 1024, "densenet161": 2208,
+    "densenet169": 1664, "densenet201": 1920, "efficientnet_b0": 1280, "efficientnet_b1": 1280,
+    "efficientnet_b2": 1408, "efficientnet_b3": 1536, "efficientnet_b4": 1792,
+    "efficientnet_b5": 2048, "efficientnet_b6": 2304, "efficientnet_b7": 2560,
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Batches of 2 tiny images: one thread beats two on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def spatial_conv_outputs(model: nn.Module, x: torch.Tensor) -> list[tuple[int, int]]:
+    """Output map sizes of the convolutions with a kernel larger than 1x1, in call order."""
+    sizes = []
+    hooks = [m.register_forward_hook(lambda mod, args, out: sizes.append(tuple(out.shape[-2:])))
+             for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)]
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    return sizes
+
+
+def forward_backward(name: str, plugins, size: int) -> None:
+    torch.manual_seed(0)
+    model = plugins.catalog.get("backbones", name)(size)
+    dim = model.feature_dim
+    assert isinstance(dim, int) and dim > 0
+    assert dim == FEATURE_DIMS.get(name, dim)
+    out = model(torch.randn(2, 3, size, size))
+    assert out.shape == (2, dim)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    grad = first_conv(model).weight.grad
+    assert grad is not None and grad.abs().sum() > 0, "no gradient reaches the first conv"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_backward_at_32px(name, plugins):
+    forward_backward(name, plugins, 32)
+
+
+@pytest.mark.parametrize("size", [8, 16])
+@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+def test_forward_backward_below_32px(name, size, plugins):
+    forward_backward(name, plugins, size)
+
+
+@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+def test_small_variant_keeps_a_4x4_map_at_32px(name, plugins):
+    """No collapse before the last block: every spatial conv still sees >= 4x4 at 32 px."""
+    model = plugins.catalog.get("backbones", name)(32).eval()
+    sizes = spatial_conv_outputs(model, torch.randn(1, 3, 32, 32))
+    assert min(min(s) for s in sizes) >= 4, sizes
+    # AlexNet's last conv runs at 8x8; its last max-pool then gives the 4x4 map
+    assert sizes[-1] == ((8, 8) if name == "alexnet" else (4, 4)), sizes
+
+
+@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+def test_small_variant_is_chosen_up_to_64px(name, plugins):
+    factory = plugins.catalog.get("backbones", name)
+    small, large = repr(factory(64)), repr(factory(65))
+    assert small == repr(factory(64, small_stem=True))
+    assert large == repr(factory(65, small_stem=False))
+    assert small != large
+
+
+def test_display_names(plugins):
+    display = {n: plugins.catalog.entry("backbones", n).metadata.get("display") for n in ALL}
+    assert display["vgg16"] == "VGG-16"
+    assert display["alexnet"] == "AlexNet"
+    assert display["densenet121"] == "DenseNet-121"
+    assert display["efficientnet_b0"] == "EfficientNet-B0"
+    assert all(display.values()), [n for n, d in display.items() if not d]

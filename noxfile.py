@@ -19,7 +19,17 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the package, tests, benchmarks and example plugins."""
     session.install("ruff")
-    session.run("ruff", "check", "sslbench", "tests", "noxfile.py", *session.posargs)
+    session.run("ruff", "check", "sslbench", "tests", "benchmarks", "plugins", "noxfile.py",
+                *session.posargs)
+
+
+@nox.session
+def plugins(session: nox.Session) -> None:
+    """The example plugin distributions' own tests, each installed as a user would."""
+    session.install("-e", ".[dev]")
+    for name in ("sslbench-vicreg", "sslbench-npz"):
+        session.install(f"./plugins/{name}")
+        session.run("pytest", "-q", f"plugins/{name}/tests", *session.posargs)
 
 
 @nox.session

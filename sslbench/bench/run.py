@@ -184,6 +184,8 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
     dtype = dev.autocast_dtype(device, cfg.runtime.precision)
     main = distributed.is_main()  # progress bars, metrics.csv and checkpoints: rank 0 only
     reporter = Reporter(quiet=opts.quiet or not main)
+    if main and not opts.resume:  # a fresh run of a cell starts its curves afresh
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
     metrics = MetricsLog(run_dir / "metrics.csv" if main else None)
     ctx = Context(cfg, plugins.catalog, device, cfg.pretrain.views, image_size, data.mean,
                   data.std, reporter, metrics, run_dir / CHECKPOINT if main else None)

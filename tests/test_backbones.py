@@ -26,14 +26,6 @@ FEATURE_DIMS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Batches of 2 tiny images: one thread beats two on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
     return next(m for m in model.modules() if isinstance(m, nn.Conv2d))

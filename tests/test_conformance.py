@@ -6,7 +6,6 @@ family), to keep the suite fast.
 """
 
 import pytest
-import torch
 
 from sslbench.testing import (
     check_backbone,
@@ -21,14 +20,6 @@ from sslbench.testing import (
 def builtin(kind, **kw):
     return registered(kind, distribution="builtin", autoload=False, **kw)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread beats two on a shared machine (no oversubscription)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", builtin("methods"))

@@ -21,14 +21,6 @@ from sslbench.testing import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Siamese(nn.Module):
     """SimSiam in miniature: projector, predictor, stop-gradient on the target branch."""
 

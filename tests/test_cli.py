@@ -81,6 +81,12 @@ def test_dry_run_prints_the_resolved_paper_recipe():
     (["run", "simsiam", "resnet18", "cifar10", "--no-download", "--epochs", "1"], 1,
      "CIFAR-10 not found: put data_batch_1"),
     (["list", "gadgets"], 2, "gadgets"),
+    # bad optimizer / schedule options are usage errors at resolve time, even in --dry-run
+    (["run", "simclr", "resnet18", "digits", "--dry-run", "--set", "pretrain.optimizer.name=lars",
+      "--set", "pretrain.optimizer.options.bogus=1"], 2,
+     "optimizer 'lars': unknown option 'bogus' (allowed: eta)"),
+    (["run", "simclr", "resnet18", "digits", "--dry-run", "--set", "pretrain.schedule.name=step",
+      "--set", "pretrain.schedule.options.gama=0.1"], 2, "schedule 'step': unknown option 'gama'"),
 ])
 def test_bad_input_is_one_line_and_exit_code(args, code, message):
     result = invoke(*args)
@@ -88,6 +94,13 @@ def test_bad_input_is_one_line_and_exit_code(args, code, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_table_refuses_a_results_dir_that_is_a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a registry")
+    result = invoke("table", "--results-dir", tmp_path / "notes.txt")
+    assert result.exit_code == 2
+    assert "notes.txt is a file, not a results folder" in result.output
 
 
 def test_config_file_in_wrong_format_is_a_usage_error(tmp_path):

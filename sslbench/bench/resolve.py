@@ -10,10 +10,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from torch import nn
 
 from sslbench.core.catalog import Catalog
 from sslbench.core.components import method_trait
 from sslbench.core.config import RunConfig, deep_merge, dotted_to_nested
+from sslbench.engine.optim import build_optimizer, build_schedule
 from sslbench.errors import UsageError
 
 
@@ -37,8 +39,7 @@ def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str, *
     cfg.method = type(cfg.method)(name=method, **_method_options(method_cls, cfg))
     _check_backbone_options(factory, backbone, cfg)
     for section in (cfg.pretrain, cfg.eval.linear):
-        catalog.entry("optimizers", section.optimizer.name)
-        catalog.entry("schedulers", section.schedule.name)
+        _check_optimization(catalog, section)
     if cfg.pretrain.views is None:
         cfg.pretrain.views = list(method_trait(method_cls, "views"))
     if not cfg.data.hflip:
@@ -46,6 +47,13 @@ def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str, *
     if not method_trait(method_cls, "pretrains"):
         cfg.pretrain.epochs = 0  # the floor is never trained, whatever a recipe says
     return cfg
+
+
+def _check_optimization(catalog: Catalog, section) -> None:
+    """Build the optimizer and schedule once on a throwaway parameter, so that a bad name or a
+    bad optimizer option is a usage error now (and in ``--dry-run``), not after the data loads."""
+    optimizer = build_optimizer(catalog, nn.Linear(1, 1), section.optimizer, section.batch_size)
+    build_schedule(catalog, section.schedule, optimizer.param_groups[0]["lr"], 1, 1)
 
 
 def validate(model, raw: dict, prefix: str = ""):

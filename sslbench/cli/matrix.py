@@ -9,8 +9,9 @@ import typer
 
 from sslbench.bench import matrix as matrices
 from sslbench.bench.executors import LocalExecutor, SubmititExecutor
-from sslbench.bench.run import RunOptions, default_data_dir
+from sslbench.bench.run import RunOptions
 from sslbench.cli import app
+from sslbench.cli import options as opt
 from sslbench.cli.catalog import load
 from sslbench.errors import SSLBenchError, UsageError
 
@@ -25,16 +26,16 @@ def matrix(
     backbones: str | None = typer.Option(None, help="Comma list, or '*'."),
     datasets: str | None = typer.Option(None, help="Comma list, or '*'."),
     seeds: str | None = typer.Option(None, help="Seeds: 0,1,2 or 0-2 (default 0)."),
-    epochs: int | None = typer.Option(None, min=0, help="Pretraining epochs (every cell)."),
-    batch_size: int | None = typer.Option(None, min=2, help="Pretraining batch size."),
-    lr: float | None = typer.Option(None, help="Base learning rate."),
-    config: Path | None = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
-    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeat)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    data_dir: Path = typer.Option(default_data_dir(), help="Dataset folder ($SSLBENCH_DATA)."),
-    output_dir: Path = typer.Option(Path("runs"), help="Run folders (checkpoint, plots)."),
-    results_dir: Path = typer.Option(Path("results"), help="Results registry folder."),
-    download: bool = typer.Option(True, help="Download missing datasets when possible."),
+    epochs: opt.Epochs = None,
+    batch_size: opt.BatchSize = None,
+    lr: opt.Lr = None,
+    config: opt.ConfigFile = None,
+    set_: opt.Sets = [],  # noqa: B006 - typer copies list defaults
+    device: opt.Device = "auto",
+    data_dir: opt.DataDir = opt.DATA_DIR,
+    output_dir: opt.OutputDir = opt.OUTPUT_DIR,
+    results_dir: opt.ResultsDir = opt.RESULTS_DIR,
+    download: opt.Download = True,
     dry_run: bool = typer.Option(False, help="List the cells and which would be skipped."),
     rerun: bool = typer.Option(False, help="Run cells even if a completed record exists."),
     executor: Executor = typer.Option(Executor.local, help="local, slurm or submitit-local "
@@ -48,7 +49,7 @@ def matrix(
     array_parallelism: int | None = typer.Option(None, min=1, help="slurm: array tasks at once."),
     cells_per_job: int = typer.Option(1, min=1, help="slurm: cells run one after another in "
                                       "each array task (for short cells)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: opt.Quiet = False,
 ) -> None:
     """Run every cell of a matrix (each one `sslbench run`); completed cells are skipped."""
     spec = matrices.load_matrix_file(file) if file else matrices.MatrixSpec()
@@ -61,9 +62,7 @@ def matrix(
         raise UsageError("give a matrix file, or --methods, --backbones and --datasets")
     plugins = load()
     cells = matrices.expand(spec, plugins.catalog, config_file=config, sets=set_,
-                            overrides={"pretrain.epochs": epochs,
-                                       "pretrain.batch_size": batch_size,
-                                       "pretrain.optimizer.lr": lr})
+                            overrides=opt.flag_overrides(epochs, batch_size, lr))
     opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
                       results_dir=results_dir, download=download, quiet=quiet)
     if dry_run:

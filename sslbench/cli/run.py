@@ -10,8 +10,9 @@ import yaml
 from typer.core import TyperCommand
 
 from sslbench.bench.resolve import resolve_config
-from sslbench.bench.run import RunOptions, default_data_dir, run_cell
+from sslbench.bench.run import RunOptions, run_cell
 from sslbench.cli import app
+from sslbench.cli import options as opt
 from sslbench.cli.catalog import load
 from sslbench.core.records import RunRecord
 from sslbench.engine import distributed
@@ -43,18 +44,18 @@ def run(
     method: str = typer.Argument(..., help="SSL method, e.g. simclr (see `sslbench list`)."),
     backbone: str = typer.Argument(..., help="Backbone, e.g. resnet18."),
     dataset: str = typer.Argument(..., help="Dataset, e.g. digits, fashion-mnist, cifar10."),
-    epochs: int | None = typer.Option(None, min=0, help="Pretraining epochs."),
-    batch_size: int | None = typer.Option(None, min=2, help="Pretraining batch size."),
-    lr: float | None = typer.Option(None, help="Base learning rate."),
+    epochs: opt.Epochs = None,
+    batch_size: opt.BatchSize = None,
+    lr: opt.Lr = None,
     seed: int | None = typer.Option(None, min=0, show_default="0",
                                     help="Random seed (a cell of a matrix)."),
-    config: Path | None = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
-    set_: list[str] = typer.Option([], "--set", help="Override: section.key=value (repeat)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    data_dir: Path = typer.Option(default_data_dir(), help="Dataset folder ($SSLBENCH_DATA)."),
-    output_dir: Path = typer.Option(Path("runs"), help="Run folders (checkpoint, plots)."),
-    results_dir: Path = typer.Option(Path("results"), help="Results registry folder."),
-    download: bool = typer.Option(True, help="Download missing datasets when possible."),
+    config: opt.ConfigFile = None,
+    set_: opt.Sets = [],  # noqa: B006 - typer copies list defaults
+    device: opt.Device = "auto",
+    data_dir: opt.DataDir = opt.DATA_DIR,
+    output_dir: opt.OutputDir = opt.OUTPUT_DIR,
+    results_dir: opt.ResultsDir = opt.RESULTS_DIR,
+    download: opt.Download = True,
     resume: Resume | None = typer.Option(
         None, "--resume", metavar="[auto]",
         help="Continue from the run folder's checkpoint (exact: same weights and record as an "
@@ -62,14 +63,13 @@ def run(
     checkpoint_every: int | None = typer.Option(
         None, min=1, help="Also checkpoint every N steps, mid-epoch (default: every epoch)."),
     dry_run: bool = typer.Option(False, help="Print the resolved config and exit."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: opt.Quiet = False,
 ) -> None:
     """Pretrain METHOD on DATASET with BACKBONE, evaluate the frozen features, record it."""
     plugins = load()
     cfg = resolve_config(plugins.catalog, method, backbone, dataset, config_file=config,
-                         sets=set_, overrides={"pretrain.epochs": epochs,
-                                               "pretrain.batch_size": batch_size,
-                                               "pretrain.optimizer.lr": lr, "seed": seed})
+                         sets=set_,
+                         overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed})
     if dry_run:
         typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
         return

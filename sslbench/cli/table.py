@@ -33,6 +33,8 @@ def table(
     reverse: bool = typer.Option(False, help="Reverse the --sort order."),
 ) -> None:
     """Print the table (mean ± std over seeds) or rewrite it between the README markers."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise UsageError(f"--results-dir {results_dir} is a file, not a results folder")
     records, warnings = load_records(results_dir)
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)

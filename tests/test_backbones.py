@@ -94,3 +94,36 @@ def test_display_names(plugins):
     assert display["densenet121"] == "DenseNet-121"
     assert display["efficientnet_b0"] == "EfficientNet-B0"
     assert all(display.values()), [n for n, d in display.items() if not d]
+
+
+@pytest.mark.parametrize(("name", "width", "dim"), [("resnet18", 0.5, 256), ("resnet18", 0.25, 128),
+                                                   ("resnet50", 0.5, 1024), ("resnet18", 2, 1024)])
+def test_resnet_width_scales_every_stage(name, width, dim, plugins):
+    """``width`` multiplies the stem's and every stage's channels; the feature follows."""
+    factory = plugins.catalog.get("backbones", name)
+    model, full = factory(16, width=width), factory(16)
+    assert model.feature_dim == dim
+    assert first_conv(model).out_channels == round(64 * width)
+    assert first_conv(model).kernel_size == (3, 3)  # the small-image stem still applies
+    stage_widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    full_widths = [m.out_channels for m in full.modules() if isinstance(m, nn.Conv2d)]
+    assert stage_widths == [round(c * width) for c in full_widths]
+    out = model(torch.randn(2, 3, 16, 16))
+    assert out.shape == (2, dim)
+    out.square().mean().backward()
+    assert first_conv(model).weight.grad.abs().sum() > 0
+
+
+def test_resnet_width_one_is_torchvisions_model(plugins):
+    factory = plugins.catalog.get("backbones", "resnet18")
+    assert repr(factory(32, width=1.0)) == repr(factory(32))
+
+
+def test_resnet_width_keeps_torchvisions_initialisation(plugins):
+    """The rebuilt stem of a scaled ResNet is initialised as torchvision does (He, fan-out), so a
+    narrow network's random-init floor is not an artefact of PyTorch's default conv init."""
+    torch.manual_seed(0)
+    model = plugins.catalog.get("backbones", "resnet18")(64, small_stem=False, width=0.5)
+    weight = model.conv1.weight
+    fan_out = weight.shape[0] * weight.shape[2] * weight.shape[3]
+    assert abs(weight.std().item() - (2 / fan_out) ** 0.5) < 0.1 * (2 / fan_out) ** 0.5

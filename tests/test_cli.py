@@ -87,6 +87,13 @@ def test_dry_run_prints_the_resolved_paper_recipe():
      "optimizer 'lars': unknown option 'bogus' (allowed: eta)"),
     (["run", "simclr", "resnet18", "digits", "--dry-run", "--set", "pretrain.schedule.name=step",
       "--set", "pretrain.schedule.options.gama=0.1"], 2, "schedule 'step': unknown option 'gama'"),
+    # a backbone option's value is checked before any data loads (built once on the meta device)
+    (["run", "simclr", "resnet18", "digits", "--dry-run", "--set", "backbone.width=-1"], 2,
+     "backbone 'resnet18': width must be a number in (0, 4], got -1"),
+    (["run", "simclr", "resnet18", "digits", "--set", "backbone.width=wide"], 2,
+     "width must be a number in (0, 4], got 'wide'"),
+    (["run", "simclr", "resnet18", "digits", "--set", "backbone.depth=3"], 2,
+     "backbone 'resnet18': got an unexpected keyword argument 'depth'"),
 ])
 def test_bad_input_is_one_line_and_exit_code(args, code, message):
     result = invoke(*args)

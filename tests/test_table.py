@@ -52,6 +52,13 @@ def test_readme_block_is_replaced_and_text_around_it_kept():
     assert tables.replace_block(new, "| new |\n") == new  # idempotent
 
 
+def test_recipe_column_shows_backbone_options():
+    cfg = {"backbone": {"name": "resnet18", "width": 0.5, "small_stem": False},
+           "data": {"image_size": 16, "train_subset": 10000}, "pretrain": {"batch_size": 256}}
+    summary = tables.recipe_summary(make_record(config=cfg))
+    assert summary == "small stem false, width 0.5, 16px, 10k imgs, bs 256"
+
+
 def test_empty_registry_says_so():
     assert "No completed runs" in tables.render(tables.summarise(tables.records_frame([])))
 

@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from pydantic import ValidationError
 from torch import nn
@@ -22,15 +23,17 @@ from sslbench.errors import UsageError
 def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str, *,
                    config_file: Path | None = None, sets: list[str] = (),
                    overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults < method "*" recipe < dataset recipe < method's dataset recipe < file < --set
-    < explicit flags (``overrides``, dotted keys)."""
+    """Defaults < method "*" recipe < dataset recipe < backbone's dataset recipe < method's
+    dataset recipe < file < --set < explicit flags (``overrides``, dotted keys)."""
     method_cls = catalog.get("methods", method)
     factory = catalog.get("backbones", backbone)
     dataset_entry = catalog.entry("datasets", dataset)
     recipes = method_trait(method_cls, "recipes")
+    backbone_recipes = catalog.entry("backbones", backbone).metadata.get("recipes") or {}
     names = {"method": {"name": method}, "backbone": {"name": backbone},
              "data": {"name": dataset}}
-    layers = [recipes.get("*"), dataset_entry.metadata.get("recipe"), recipes.get(dataset),
+    layers = [recipes.get("*"), dataset_entry.metadata.get("recipe"),
+              backbone_recipes.get(dataset), recipes.get(dataset),
               load_config_file(config_file) if config_file else None, parse_sets(sets),
               *(dotted_to_nested(k, v) for k, v in (overrides or {}).items() if v is not None),
               names]
@@ -89,6 +92,15 @@ def _check_backbone_options(factory, name: str, cfg: RunConfig) -> None:
     try:
         inspect.signature(factory).bind(32, **options)
     except TypeError as exc:
+        raise UsageError(f"backbone {name!r}: {exc}") from None
+    if not options:
+        return
+    # build it once on the meta device (no memory, no compute), so that a bad option value
+    # (``--set backbone.width=-1``) is a usage error now, not a failed run after the data loads
+    try:
+        with torch.device("meta"):
+            factory(cfg.data.image_size or 32, **options)
+    except (TypeError, ValueError) as exc:
         raise UsageError(f"backbone {name!r}: {exc}") from None
 
 

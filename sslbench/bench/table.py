@@ -34,9 +34,12 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
 
 def recipe_summary(record: RunRecord) -> str:
-    """What differs from a paper-scale run, visible in the table: size, subset, batch."""
+    """What differs from a paper-scale run, visible in the table: size, subset, batch, and any
+    backbone option (``width 0.5``)."""
     data, pre = record.config.get("data", {}), record.config.get("pretrain", {})
-    parts = []
+    backbone = {k: v for k, v in record.config.get("backbone", {}).items() if k != "name"}
+    parts = [f"{key.replace('_', ' ')} {str(value).lower()}"
+             for key, value in sorted(backbone.items())]
     if data.get("image_size"):
         parts.append(f"{data['image_size']}px")
     if data.get("train_subset"):

@@ -1,11 +1,12 @@
-"""The three sides a speed benchmark compares, built from sslbench's own engine.
+"""The sides a speed benchmark compares, built from sslbench's own engine.
 
 - ``sslbench``: the engine's real training step (``pretrain._train_step``): batched on-device
   augmentation of a uint8 batch into all views, forward under autocast, loss, backward, optimizer.
 - ``bare``: the backbone alone, forward + backward on views already prepared (same count, shapes,
   dtype, memory format): the practical limit of the device.
 - ``classic``: the same method and step, its views coming from a torchvision-PIL
-  ``transforms.Compose`` pipeline in a ``DataLoader`` (how most SSL code feeds a model).
+  ``transforms.Compose`` pipeline in a ``DataLoader`` (how most SSL code feeds a model);
+  ``original`` is that pipeline again at the original project's fp32, NCHW settings.
 
 Sizes come from :class:`Sizes` (environment variables, so ``nox``, ``gpu.sh`` and CI choose them).
 Data is synthetic uint8 noise of the dataset's shape: speed does not depend on pixel values.
@@ -30,6 +31,8 @@ from sslbench.engine.device import autocast, autocast_dtype, peak_memory_mb, res
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 PRESETS = {  # name -> defaults; each may be overridden by its SSLBENCH_BENCH_* variable
     "cpu": dict(batch=16, size=16, steps=1, repeats=3, workers=2),
+    # issue 6's CPU acceptance sizes: ResNet-18 at CIFAR-10 scale, 2 cores (about 6 minutes)
+    "acceptance": dict(batch=256, size=32, steps=1, repeats=3, workers=2),
     "smoke": dict(batch=4, size=8, steps=1, repeats=3, workers=0),
     "gpu": dict(batch=512, size=32, steps=10, repeats=5, workers=8),
 }
@@ -59,7 +62,7 @@ class Sizes:
         return cls(device=env("SSLBENCH_BENCH_DEVICE", "cpu"), batch=num("batch"),
                    size=num("size"), steps=num("steps"), repeats=num("repeats"),
                    workers=num("workers"), backbone=env("SSLBENCH_BENCH_BACKBONE", "resnet18"),
-                   precision=env("SSLBENCH_BENCH_PRECISION", "bf16"),
+                   precision=env("SSLBENCH_BENCH_PRECISION", "auto"),
                    channels_last=env("SSLBENCH_BENCH_CHANNELS_LAST", "1") == "1",
                    compile=env("SSLBENCH_BENCH_COMPILE", "0") == "1")
 

@@ -6,7 +6,10 @@ Run with ``nox -s bench`` (or ``pytest benchmarks/test_speed.py``). Sizes come f
 
 - ``efficiency`` = bare backbone step time / sslbench step time (1.0: augmentation, heads, loss
   and optimizer cost nothing; target >= 0.90);
-- ``vs_classic`` = sslbench images/s / classic PIL + DataLoader images/s (target >= 1.15 on CPU);
+- ``vs_classic`` = sslbench images/s / classic PIL + DataLoader images/s, same precision and
+  memory format, so only the data path differs (target >= 1.15 on CPU);
+- ``vs_original`` = the same against the classic pipeline at the original project's settings
+  (fp32, NCHW): what moving from the seed's scripts to sslbench gains (no target);
 - ``aug_speedup`` = batched augmentation images/s / per-image torchvision v2 images/s (>= 10).
 
 Each side is timed in turn (interleaved), ``repeats`` times, and the median taken, so that the
@@ -15,10 +18,13 @@ load of a shared machine drifts over all sides alike.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from benchmarks import classic, harness
+from sslbench.engine.device import autocast_dtype, precision_name
 
 SIZES = harness.Sizes.from_env()
 METHODS = ["simsiam", "simclr"]
@@ -37,7 +43,13 @@ def test_training_step(benchmark, method):
     ours = harness.build_engine(method, s)
     bare = harness.bare_step_fn(ours)
     theirs, loader = classic.classic_engine(harness.build_engine(method, s, seed=1), s.workers)
-    sides = {"sslbench": ours.step, "bare": bare, "classic": theirs.step}
+    # the same classic pipeline at the original project's settings (fp32, NCHW): what a user of
+    # the seed scripts gets today, not only the data path changed
+    seed_like = dataclasses.replace(s, precision="fp32", channels_last=False)
+    original, original_loader = classic.classic_engine(
+        harness.build_engine(method, seed_like, seed=2), s.workers)
+    sides = {"sslbench": ours.step, "bare": bare, "classic": theirs.step,
+             "original": original.step}
     for fn in sides.values():
         warm(fn, 3 if s.compile else 1)
     times = {}
@@ -58,14 +70,16 @@ def test_training_step(benchmark, method):
                 classic_images_per_second=ips["classic"],
                 step_seconds=med["sslbench"], bare_step_seconds=med["bare"],
                 classic_step_seconds=med["classic"],
+                original_images_per_second=ips["original"],
                 peak_memory_mb=harness.peak_memory(ours.step, ours.ctx.device),
                 bare_peak_memory_mb=harness.peak_memory(bare, ours.ctx.device),
                 flops_per_step=flops, flops_per_second=flops / med["sslbench"],
                 mfu=flops / med["sslbench"] / peak if peak else None,
                 efficiency=med["bare"] / med["sslbench"],
-                vs_classic=med["classic"] / med["sslbench"])
+                vs_classic=med["classic"] / med["sslbench"],
+                vs_original=med["original"] / med["sslbench"])
     benchmark.extra_info.update(info)
-    del loader  # persistent workers end with it
+    del loader, original_loader  # persistent workers end with them
     assert info["efficiency"] > 0 and info["vs_classic"] > 0 and flops > 0
 
 
@@ -102,5 +116,6 @@ def test_augmentation(benchmark, method):
 
 def _sizes(s: harness.Sizes) -> dict:
     return dict(device=s.device, batch=s.batch, image_size=s.size, backbone=s.backbone,
-                precision=s.precision, channels_last=s.channels_last, compile=s.compile,
+                precision=precision_name(autocast_dtype(torch.device(s.device), s.precision)),
+                channels_last=s.channels_last, compile=s.compile,
                 threads=torch.get_num_threads(), workers=s.workers)

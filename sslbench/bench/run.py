@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import random
+import sys
 import tempfile
 import time
 import traceback
@@ -184,6 +185,9 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
     dtype = dev.autocast_dtype(device, cfg.runtime.precision)
     main = distributed.is_main()  # progress bars, metrics.csv and checkpoints: rank 0 only
     reporter = Reporter(quiet=opts.quiet or not main)
+    slow = dev.emulated_bf16_warning(device, dtype)
+    if main and slow:  # shown even with --quiet: it can cost an order of magnitude in run time
+        print(f"warning: {slow}", file=sys.stderr)
     if main and not opts.resume:  # a fresh run of a cell starts its curves afresh
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     metrics = MetricsLog(run_dir / "metrics.csv" if main else None)
@@ -204,7 +208,8 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
                 images_per_second=result.images_per_second,
                 peak_memory_mb=dev.peak_memory_mb(device), device=str(device),
-                num_devices=distributed.world_size(), backend=distributed.backend())
+                num_devices=distributed.world_size(), backend=distributed.backend(),
+                precision=dev.precision_name(dtype))
     return metrics_out, cost
 
 

@@ -89,13 +89,15 @@ def summary(record: RunRecord, results_dir: Path) -> str:
 
     ips = f"{c.images_per_second:.0f} img/s" if c.images_per_second else "no pretraining"
     mem = f", peak memory {c.peak_memory_mb:.0f} MB" if c.peak_memory_mb else ""
+    precision = f", {c.precision}" if c.precision else ""
     plots = [v for k, v in record.artifacts.items() if k.startswith("plot_")]
     return "\n".join([
         f"{record.method} · {record.backbone} · {record.dataset} "
         f"(seed {record.seed}, {record.epochs} epochs)",
         f"  linear Acc@1 {pct(m.linear_acc1)}  Acc@5 {pct(m.linear_acc5)}  "
         f"kNN Acc@1 {pct(m.knn_acc1)}",
-        f"  pretrain {c.pretrain_seconds:.1f} s ({ips}), eval {c.eval_seconds:.1f} s{mem}",
+        f"  pretrain {c.pretrain_seconds:.1f} s ({ips}{precision}), "
+        f"eval {c.eval_seconds:.1f} s{mem}",
         f"  record {results_dir / (record.run_id + '.json')}",
         f"  plots  {', '.join(plots) if plots else '–'}",
     ])

@@ -116,10 +116,13 @@ class ComponentConfig(BaseModel):
 
 
 class RuntimeConfig(StrictModel):
+    # auto: bf16 where the hardware has it (recent GPUs; CPUs with AVX512-BF16/AMX), fp16 on
+    # older GPUs, fp32 on other CPUs (see engine.device.autocast_dtype)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     compile: bool = False
     sync_batchnorm: bool = True  # under torchrun on CUDA: batch statistics over all processes
+
 
 class RunConfig(StrictModel):
     method: ComponentConfig

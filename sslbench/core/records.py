@@ -39,6 +39,7 @@ class Cost(_Model):
     device: str = "cpu"
     num_devices: int = 1
     backend: str | None = None
+    precision: str | None = None  # what the run computed in: "bf16", "fp16" or "fp32"
 
 
 class Provenance(_Model):

@@ -27,14 +27,41 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX on x86, BF16 on Arm).
+
+    Without it oneDNN emulates bf16, and a ResNet step runs about 15x *slower* than in fp32
+    (measured on an AVX2-only AMD EPYC: 2.5 against 46 images/s).
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 either
+        return False
+
+
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """``auto``: bf16 on CPU and on GPUs that support it, fp16 on older GPUs."""
+    """``auto``: bf16 where the device computes it natively, fp16 on older GPUs, fp32 on CPUs
+    without bf16 hardware (emulated bf16 is slower than fp32 there)."""
     if precision == "fp32":
         return None
     if precision == "auto":
-        bf16_ok = device.type == "cpu" or torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16_ok else torch.float16
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_native_bf16() else None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def emulated_bf16_warning(device: torch.device, dtype: torch.dtype | None) -> str | None:
+    """The line to show when a run asked for bf16 on a CPU that would only emulate it."""
+    if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
+        return ("this CPU has no bf16 hardware: emulated bf16 is many times slower than fp32 "
+                "here (runtime.precision=auto picks fp32)")
+    return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """What a record and a summary call the dtype a run computed in."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -51,9 +78,18 @@ def make_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.Gr
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    # the CPU's model and vector unit, and whether it has bf16: what a CPU run's speed depends on
     import platform
 
-    return platform.processor() or platform.machine() or "cpu"
+    model = platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    bf16 = ", bf16" if cpu_has_native_bf16() else ""
+    return f"{model} ({torch.backends.cpu.get_cpu_capability()}{bf16})"
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -43,8 +43,11 @@ class SimSiam(nn.Module):
                       grayscale_p=0.2, blur_p=0.0)]
     recipes = {
         # CPU: on a quarter-width ResNet-18 (128-d features) the paper's 2048-d heads cost twice
-        # the backbone; 512-d with the paper's 4:1 predictor bottleneck fits the 10-minute budget
-        "fashion-mnist": {"method": {"proj_dim": 512, "pred_hidden_dim": 128}},
+        # the backbone; 512-d with the paper's 4:1 predictor bottleneck fits the 10-minute budget.
+        # The dataset's lr 0.3 suits SimCLR; SimSiam's paper uses 0.05 x batch/256, and 0.05
+        # measured +0.9 kNN over 0.3 here (72.7 vs 71.8)
+        "fashion-mnist": {"method": {"proj_dim": 512, "pred_hidden_dim": 128},
+                          "pretrain": {"optimizer": {"lr": 0.05}}},
         "cifar10": {  # the seed's command lines
             "pretrain": {
                 "epochs": 800, "batch_size": 512,

@@ -1,0 +1,61 @@
+"""How recipe layers merge: dataset < backbone's recipe for the dataset < method's < user."""
+
+import pytest
+from torch import nn
+
+from sslbench import hookimpl
+from sslbench.bench.resolve import resolve_config
+from sslbench.core.plugins import load_plugins
+from sslbench.errors import UsageError
+
+
+def resolve(plugins, method, backbone, dataset, **kw):
+    return resolve_config(plugins.catalog, method, backbone, dataset, **kw)
+
+
+def test_resnet_recipe_on_fashion_mnist_narrows_and_lengthens(plugins):
+    cfg = resolve(plugins, "simclr", "resnet18", "fashion-mnist")
+    assert cfg.backbone.model_extra == {"width": 0.25}
+    assert cfg.pretrain.epochs == 40  # the backbone's recipe beats the dataset's 6
+    assert cfg.data.image_size == 16 and cfg.data.train_subset == 10000  # the dataset's own
+
+
+def test_backbone_without_a_recipe_keeps_the_dataset_recipe(plugins):
+    cfg = resolve(plugins, "simclr", "vgg11", "fashion-mnist")
+    assert not cfg.backbone.model_extra  # VGG has no width option: none is forced on it
+    assert cfg.pretrain.epochs == 6
+
+
+def test_backbone_recipe_is_per_dataset(plugins):
+    cfg = resolve(plugins, "simclr", "resnet18", "digits")
+    assert not cfg.backbone.model_extra and cfg.pretrain.epochs == 30
+
+
+def test_method_recipe_beats_backbone_recipe_and_user_beats_both(plugins):
+    swav = resolve(plugins, "swav", "resnet18", "fashion-mnist")
+    assert swav.pretrain.epochs == 30 and swav.backbone.model_extra == {"width": 0.25}
+    mine = resolve(plugins, "swav", "resnet18", "fashion-mnist",
+                   sets=["backbone.width=1", "pretrain.epochs=6"], overrides={"pretrain.epochs": 3})
+    assert mine.backbone.model_extra == {"width": 1} and mine.pretrain.epochs == 3
+
+
+def test_a_third_party_backbone_recipe_is_applied_and_its_options_checked():
+    def tiny(image_size, depth=2):
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        model = nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(depth)],
+                              nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        model.feature_dim = 3
+        return model
+
+    class Mine:
+        @hookimpl
+        def sslbench_register_backbones(self, register):
+            register("tiny", tiny, recipes={"digits": {"backbone": {"depth": 3},
+                                                       "pretrain": {"batch_size": 32}}})
+
+    plugins = load_plugins(autoload=False, extra=[("mine", Mine())])
+    cfg = resolve(plugins, "simclr", "tiny", "digits")
+    assert cfg.backbone.model_extra == {"depth": 3} and cfg.pretrain.batch_size == 32
+    with pytest.raises(UsageError, match="backbone 'tiny': depth must be >= 1, got 0"):
+        resolve(plugins, "simclr", "tiny", "digits", sets=["backbone.depth=0"])

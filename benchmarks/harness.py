@@ -139,17 +139,23 @@ def run_config(method: str, s: Sizes) -> RunConfig:
 
 def build_engine(method_name: str, s: Sizes, seed: int = 0) -> Engine:
     """The method, optimizer, schedule and augmentation of a real run, on synthetic data."""
-    from sslbench.bench.run import build_method  # the CLI's own builder
+    from sslbench.bench.resolve import optimization  # what a resolved cell hands the engine
+    from sslbench.core.components import MethodTraits
 
     torch.manual_seed(seed)
     device = torch.device(s.device)
     cfg = run_config(method_name, s)
-    plugins = load_plugins(autoload=False)
-    method = build_method(plugins, cfg, s.size, 10).to(device)
+    catalog = load_plugins(autoload=False).catalog
+    method_cls = catalog.get("methods", method_name)
+    traits = MethodTraits.of(method_cls)
+    backbone = catalog.get("backbones", s.backbone)(s.size)
+    method = traits.build(method_cls, backbone, traits.config() if traits.config else None,
+                          10).to(device)
     if s.channels_last:
         method = method.to(memory_format=torch.channels_last)
-    views = list(type(method).views)
-    ctx = engine.Context(cfg, plugins.catalog, device, views, s.size, CIFAR_MEAN, CIFAR_STD)
+    dtype = autocast_dtype(device, s.precision)
+    ctx = engine.Context(cfg, optimization(catalog, cfg.pretrain), device, dtype,
+                         traits.needs_labels, list(traits.views), s.size, CIFAR_MEAN, CIFAR_STD)
     gen = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (s.batch, 3, s.size, s.size), dtype=torch.uint8,
                            generator=gen)
@@ -164,7 +170,7 @@ def bare_step_fn(e: Engine):
     views = [v.detach().clone() for v in e.loop.augment(e.images[: e.ctx.cfg.pretrain.batch_size])]
     backbone = copy.deepcopy(e.method.backbone)  # its own weights and grads: shares no state
     model = torch.compile(backbone) if e.ctx.cfg.runtime.compile else backbone
-    dtype = autocast_dtype(e.ctx.device, e.ctx.cfg.runtime.precision)
+    dtype = e.ctx.dtype
 
     def step():
         with autocast(e.ctx.device, dtype):

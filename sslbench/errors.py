@@ -5,6 +5,7 @@ class SSLBenchError(Exception):
     """Base class: the message is shown to the user as is, without a traceback."""
 
     exit_code = 1
+    recorded = False  # True once a ``failed`` record of this error is in the registry
 
 
 class UsageError(SSLBenchError):

@@ -19,11 +19,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sslbench.bench.resolve import resolve_config
-from sslbench.bench.run import run_id
+from sslbench.bench.resolve import cell_from_config, resolve_config
 from sslbench.cli import app
 from sslbench.core.plugins import load_plugins
-from sslbench.core.records import write_record
+from sslbench.core.store import RecordStore
 from tests.test_reliability import install_toys, make_record
 
 runner = CliRunner()
@@ -52,7 +51,8 @@ def write(name: str, content: str | bytes) -> Callable:
 
 def tiny_run_dir() -> Path:
     """The run folder of ``RUN + TINY`` (a checkpoint put there is what --resume reads)."""
-    return Path("runs") / run_id(tiny_config())
+    catalog = load_plugins(autoload=False).catalog
+    return Path("runs") / cell_from_config(catalog, tiny_config()).run_id
 
 
 def tiny_config(**overrides):
@@ -263,7 +263,7 @@ def torch_bytes(state) -> bytes:
 
 def test_a_corrupt_record_does_not_hide_the_good_ones(monkeypatch):
     corrupt_record(monkeypatch)
-    write_record(make_record("good-one", 0), Path("results"))
+    RecordStore(Path("results")).save(make_record("good-one", 0))
     Path("results/alien.json").write_text(json.dumps({"run_id": "alien"}))
     result = runner.invoke(app, ["table", "--format", "csv"])
     assert result.exit_code == 0

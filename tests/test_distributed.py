@@ -7,7 +7,6 @@ single-process reference computed here. A last test runs ``torchrun -m sslbench 
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import socket
@@ -22,7 +21,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from sslbench.core.components import Split, method_trait
+from sslbench.bench.resolve import optimization
+from sslbench.core.components import MethodTraits, Split
 from sslbench.core.config import RunConfig
 from sslbench.core.plugins import load_plugins
 from sslbench.engine import distributed, pretrain
@@ -78,17 +78,16 @@ def _small_config(config_cls):
 def build_tiny(plugins, name: str, dtype: torch.dtype = torch.float32) -> nn.Module:
     torch.manual_seed(0)
     cls = plugins.catalog.get("methods", name)
-    kwargs = {"num_classes": 4} if "num_classes" in inspect.signature(cls).parameters else {}
-    config_cls = getattr(cls, "Config", None)
-    args = (TinyBackbone(), _small_config(config_cls)) if config_cls else (TinyBackbone(),)
-    return _without_batchnorm(cls(*args, **kwargs)).to(dtype)
+    traits = MethodTraits.of(cls)
+    config = _small_config(traits.config) if traits.config else None
+    return _without_batchnorm(traits.build(cls, TinyBackbone(), config, 4)).to(dtype)
 
 
 def fixed_views(method_cls, dtype=torch.float32) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The views the method declares (count and relative size each), fixed random tensors."""
     gen = torch.Generator().manual_seed(1)
     views = []
-    for spec in method_trait(method_cls, "views"):
+    for spec in MethodTraits.of(method_cls).views:
         size = max(4, round(16 * spec.size))
         views += [torch.randn(GLOBAL_BATCH, 3, size, size, generator=gen, dtype=dtype)
                   for _ in range(spec.count)]
@@ -100,7 +99,7 @@ def one_step(method: nn.Module, part: slice) -> dict:
     views, labels = fixed_views(type(method), next(method.parameters()).dtype)
     model = distributed.wrap(method, torch.device("cpu"))
     method.train()
-    y = labels[part] if method_trait(type(method), "needs_labels") else None
+    y = labels[part] if MethodTraits.of(type(method)).needs_labels else None
     loss, _ = model([v[part] for v in views], y)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in method.named_parameters()
@@ -122,7 +121,8 @@ def _engine_cases(r: int) -> dict:
     index = pretrain._batch_index(torch.arange(40), 1, GLOBAL_BATCH).tolist()
     try:  # only rank 1's loss is non-finite: both must stop, at the same step
         loss = torch.tensor(float("nan") if r == 1 else 1.0)
-        pretrain._log(SimpleNamespace(step=5, epoch=0), loss, {}, 1, 0.0, None)
+        loop = SimpleNamespace(step=5, epoch=0, clean=torch.tensor(0))
+        pretrain._log(loop, loss, {}, 1, 0.0, SimpleNamespace(dtype=None))
         stopped = "no error"
     except TrainingError as exc:
         stopped = str(exc)
@@ -141,8 +141,9 @@ def _pretrain_case(plugins, name: str, out: Path) -> dict:
     cfg = RunConfig(method={"name": name}, backbone={"name": "tiny"}, data={"name": "x"},
                     pretrain={"epochs": 2, "batch_size": GLOBAL_BATCH, "log_every": 1},
                     runtime={"precision": "fp32", "channels_last": False})
-    ctx = Context(cfg, plugins.catalog, torch.device("cpu"), method_trait(type(method), "views"),
-                  8, (0.5,) * 3, (0.25,) * 3,
+    traits = MethodTraits.of(type(method))
+    ctx = Context(cfg, optimization(plugins.catalog, cfg.pretrain), torch.device("cpu"), None,
+                  traits.needs_labels, list(traits.views), 8, (0.5,) * 3, (0.25,) * 3,
                   checkpoint_path=out / "checkpoint.pt" if distributed.is_main() else None)
     gen = torch.Generator().manual_seed(2)
     split = Split(torch.randint(0, 256, (2 * GLOBAL_BATCH + 3, 3, 8, 8), dtype=torch.uint8,
@@ -252,7 +253,7 @@ def test_each_rank_takes_its_share_of_every_global_batch(spawned):
 
 def test_a_non_finite_loss_on_one_rank_stops_every_rank(spawned):
     for r in range(WORLD):
-        assert spawned[r]["engine"]["stopped"].startswith("non-finite loss (nan) at step 5, ")
+        assert spawned[r]["engine"]["stopped"].startswith("non-finite loss at step 5, epoch 1 ")
 
 
 def test_global_batch_must_divide_over_processes(spawned):

@@ -8,11 +8,17 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from sslbench.bench.resolve import resolve_config
+from sslbench.bench.resolve import optimization, resolve_config
 from sslbench.cli import app
 from sslbench.core.components import Split
-from sslbench.core.config import LinearConfig
-from sslbench.engine.evaluate import FrozenEncoder, linear_probe, linear_probe_augmented
+from sslbench.core.config import EvalConfig, LinearConfig
+from sslbench.engine.evaluate import (
+    EvalData,
+    EvalPlan,
+    FrozenEncoder,
+    linear_probe,
+    linear_probe_augmented,
+)
 from sslbench.engine.monitor import MetricsLog, Reporter
 
 runner = CliRunner()
@@ -135,15 +141,19 @@ def toy_split(n=16, size=8):
     return Split(images, labels)
 
 
+def probe_plan(plugins, linear: LinearConfig) -> EvalPlan:
+    return EvalPlan(EvalConfig(linear=linear), optimization(plugins.catalog, linear), 0,
+                    MetricsLog(None), Reporter(quiet=True))
+
+
 def test_augmented_probe_crops_anew_each_epoch_with_the_backbone_frozen(plugins):
     train, backbone = toy_split(), Recorder()
     encoder = FrozenEncoder(backbone, 8, (0.5,), (0.25,), torch.device("cpu"))
     train_x = backbone(train.images.float() / 255)
     backbone.seen.clear()
-    cfg = LinearConfig(epochs=2, batch_size=16)
-    acc1, acc5 = linear_probe_augmented(encoder, train, train_x.detach(), train_x.detach(),
-                                        train.labels, 2, cfg, plugins.catalog, 0,
-                                        MetricsLog(None), Reporter(quiet=True))
+    plan = probe_plan(plugins, LinearConfig(epochs=2, batch_size=16))
+    acc1, acc5 = linear_probe_augmented(encoder, EvalData(train, train, 2), train_x.detach(),
+                                        train_x.detach(), train.labels, plan)
     (first, mode1), (second, mode2) = backbone.seen
     assert not mode1 and not mode2  # eval mode: batch-norm statistics stay frozen
     assert first.shape == second.shape == (16, 3, 8, 8)
@@ -156,7 +166,6 @@ def test_cached_probe_learns_separable_features(plugins):
     y = torch.arange(64) % 2
     x = torch.randn(64, 5, generator=torch.Generator().manual_seed(0))
     x[:, 0] += 3 * (2 * y - 1)  # a margin of 6 standard deviations along the first axis
-    cfg = LinearConfig(epochs=30, batch_size=32)
-    acc1, _ = linear_probe(x, y, x, y, 2, cfg, plugins.catalog, 0, MetricsLog(None),
-                           Reporter(quiet=True))
+    plan = probe_plan(plugins, LinearConfig(epochs=30, batch_size=32))
+    acc1, _ = linear_probe(x, y, x, y, 2, plan)
     assert acc1 == 100.0

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from sslbench.bench import executors
 from sslbench.bench import matrix as matrices
 from sslbench.cli import app
-from sslbench.core.records import load_records, write_record
+from sslbench.core.records import load_records
+from sslbench.core.store import RecordStore
 from tests.test_records import make_record
 from tests.test_table import records
 
@@ -105,11 +106,11 @@ def test_interrupted_matrix_completes_only_the_missing_cells(monkeypatch, tmp_pa
     axes = ["--methods", "random", "--backbones", "resnet18", "--datasets", "digits",
             "--seeds", "0-2"]  # the floor: evaluation only, the cheapest real cells
 
-    def interrupted_at_third(cfg, plugins, opts):
-        calls.append(cfg.seed)
+    def interrupted_at_third(cell, opts):
+        calls.append(cell.config.seed)
         if len(calls) == 3:  # Ctrl-C during the third cell
             raise KeyboardInterrupt
-        return real(cfg, plugins, opts)
+        return real(cell, opts)
 
     monkeypatch.setattr(executors, "run_cell", interrupted_at_third)
     stopped = invoke("matrix", *axes, *TINY)
@@ -133,7 +134,7 @@ def record_ids_full() -> list[str]:
 
 
 def test_failed_cell_is_recorded_and_the_matrix_goes_on(monkeypatch):
-    def broken(cfg, plugins, opts):
+    def broken(cell, opts):
         raise RuntimeError("CUDA error: device-side assert\ntriggered")
 
     monkeypatch.setattr(executors, "run_cell", broken)
@@ -151,8 +152,7 @@ def test_dry_run_lists_cells_and_which_would_be_skipped(plugins):
     spec = matrices.MatrixSpec(methods=["random", "supervised"], backbones=["resnet18"],
                                datasets=["digits"], seeds=[0, 1])
     cells = matrices.expand(spec, plugins.catalog, overrides={"pretrain.epochs": 1})
-    done = cells[1].cfg  # pretend the second cell finished earlier
-    record = _completed_record(done)
+    record = _completed_record(cells[1])  # pretend the second cell finished earlier
     Path("results").mkdir()
     Path("results", f"{cells[1].run_id}.json").write_text(json.dumps(record))
     result = invoke("matrix", *AXES, "--epochs", "1", "--dry-run")
@@ -167,9 +167,10 @@ def test_dry_run_lists_cells_and_which_would_be_skipped(plugins):
     assert not Path("runs").exists()  # a dry run trains nothing
 
 
-def _completed_record(cfg) -> dict:
-    record = make_record(executors.run_id(cfg), method=cfg.method.name, seed=cfg.seed,
-                         config=cfg.model_dump(mode="json"), config_hash=cfg.hash())
+def _completed_record(cell) -> dict:
+    cfg = cell.config
+    record = make_record(cell.run_id, method=cfg.method.name, seed=cfg.seed,
+                         config=cfg.model_dump(mode="json"), config_hash=cell.config_hash)
     return json.loads(record.model_dump_json())
 
 
@@ -181,7 +182,7 @@ def test_matrix_file_with_wildcard_and_per_cell_settings(plugins, tmp_path):
                     'config.pretrain.batch_size = 32\n')
     cells = matrices.expand(matrices.load_matrix_file(path), plugins.catalog,
                             sets=["pretrain.optimizer.lr=0.3"])
-    by_method = {cell.cfg.method.name: cell.cfg for cell in cells}
+    by_method = {cell.config.method.name: cell.config for cell in cells}
     assert sorted(by_method) == sorted(e.name for e in plugins.catalog.entries("methods"))
     simclr, simsiam = by_method["simclr"], by_method["simsiam"]
     assert (simclr.pretrain.batch_size, simsiam.pretrain.batch_size) == (32, 64)
@@ -208,7 +209,7 @@ def test_readme_check_fails_when_stale_and_passes_after_readme():
     readme = Path("README.md")
     readme.write_text("# Results\n\nno table yet\n")
     for record in records()[:2]:
-        write_record(record, Path("results"))
+        RecordStore(Path("results")).save(record)
     stale = invoke("table", "--check")
     assert stale.exit_code == 1
     assert "README.md is stale" in stale.output
@@ -216,5 +217,5 @@ def test_readme_check_fails_when_stale_and_passes_after_readme():
     fresh = invoke("table", "--check", "--readme", readme)
     assert fresh.exit_code == 0, fresh.output
     assert "up to date" in fresh.output
-    write_record(records()[2], Path("results"))  # a new run makes the block stale again
+    RecordStore(Path("results")).save(records()[2])  # a new run makes the block stale again
     assert invoke("table", "--check").exit_code == 1

@@ -11,20 +11,19 @@ import torch
 from typer.testing import CliRunner
 
 from sslbench import hookimpl
-from sslbench.bench.resolve import resolve_config
-from sslbench.bench.run import build_method
+from sslbench.bench.resolve import resolve_cell
 from sslbench.cli import app
-from sslbench.core.components import Split, method_trait
+from sslbench.core.components import MethodTraits, Split
 from sslbench.core.config import RunConfig, deep_merge
 from sslbench.core.plugins import load_plugins
 from sslbench.engine.augment import BatchAugment
 from sslbench.engine.optim import trainable
-from sslbench.engine.pretrain import Context, pretrain
+from sslbench.engine.pretrain import pretrain
 from tests.test_methods_losses import TinyBackbone
 
 CATALOG = load_plugins(autoload=False).catalog
 METHODS = CATALOG.names("methods")
-PRETRAINING = [m for m in METHODS if method_trait(CATALOG.get("methods", m), "pretrains")]
+PRETRAINING = [m for m in METHODS if MethodTraits.of(CATALOG.get("methods", m)).pretrains]
 # one pretraining step of 16 images, in fp32 and without channels_last (both much slower on
 # CPU), a small labelled subset for the probes: a run takes a few CPU seconds
 FAST = ["--batch-size", "16", "--set", "data.train_subset=16", "--set", "eval.train_subset=64",
@@ -56,7 +55,7 @@ def test_every_method_runs_end_to_end_on_digits(name, tiny, tmp_path):
 @pytest.mark.parametrize("name", METHODS)
 def test_every_recipe_is_a_valid_config(name):
     method_cls = CATALOG.get("methods", name)
-    for dataset, recipe in method_trait(method_cls, "recipes").items():
+    for dataset, recipe in MethodTraits.of(method_cls).recipes.items():
         raw = deep_merge({"method": {"name": name}, "backbone": {"name": "resnet18"},
                           "data": {"name": dataset}}, recipe)
         cfg = RunConfig.model_validate(raw)
@@ -74,11 +73,11 @@ def small_heads(name: str) -> list[str]:
 def build_tiny(name: str, sets=()):
     """The method on a tiny backbone with its digits recipe, narrow heads and batch 32."""
     plugins = load_plugins(autoload=False, extra=[("tests.tiny", TinyPlugin())])
-    cfg = resolve_config(plugins.catalog, name, "tiny", "digits",
-                         sets=["data.image_size=8", "pretrain.batch_size=32", *small_heads(name),
-                               *sets])
+    cell = resolve_cell(plugins.catalog, name, "tiny", "digits",
+                        sets=["data.image_size=8", "pretrain.batch_size=32", *small_heads(name),
+                              *sets])
     torch.manual_seed(0)
-    return plugins, cfg, build_method(plugins, cfg, 8, 10)
+    return cell, cell.config, cell.build_method(8, 10)
 
 
 @pytest.mark.parametrize("name", PRETRAINING)
@@ -122,12 +121,11 @@ def test_loss_is_finite_and_decreases_on_a_fixed_batch(name):
 def pretrain_tiny(name: str, epochs: int):
     """``method`` and a function running the engine's pretraining loop on 64 random images
     (2 steps an epoch, no warm-up so that the first step already moves the weights)."""
-    plugins, cfg, method = build_tiny(name, [f"pretrain.epochs={epochs}",
+    cell, cfg, method = build_tiny(name, [f"pretrain.epochs={epochs}",
                                              "pretrain.schedule.warmup_epochs=0"])
     images = torch.randint(0, 256, (64, 1, 8, 8), generator=torch.Generator().manual_seed(1),
                            dtype=torch.uint8)
-    ctx = Context(cfg, plugins.catalog, torch.device("cpu"), cfg.pretrain.views, 8, (0.5,),
-                  (0.25,))
+    ctx = cell.context(torch.device("cpu"), None, 8, (0.5,), (0.25,))
     return method, lambda: pretrain(method, Split(images, torch.arange(64) % 10), ctx)
 
 

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslbench import RingBuffer
 from sslbench.builtin.methods.barlow_twins import barlow_twins_loss
 from sslbench.builtin.methods.byol import BYOL, BYOLConfig, regression_loss
-from sslbench.builtin.methods.mocov2 import MoCoV2, MoCoV2Config, enqueue, info_nce
+from sslbench.builtin.methods.mocov2 import MoCoV2, MoCoV2Config, info_nce
 from sslbench.builtin.methods.nnclr import NNCLR, NNCLRConfig, nearest_neighbour, nnclr_loss
 from sslbench.builtin.methods.simclr import nt_xent
 from sslbench.builtin.methods.supcon import supcon_loss
@@ -237,22 +238,24 @@ def test_swav_gradients_reach_backbone_and_prototypes_freeze_in_epoch_0():
     assert torch.allclose(method.prototypes.weight.norm(dim=1), torch.ones(6), atol=1e-6)
 
 
-def test_swav_queue_starts_at_its_epoch_and_keeps_newest_first():
+def test_swav_queue_starts_at_its_epoch_and_keeps_the_newest():
     torch.manual_seed(0)
     method = small_swav(queue_length=12, queue_start_epoch=1)
     views = multi_crop_views(b=8)
     method.on_epoch_start(0, 3)
     method(views)
-    assert int(method.queue_filled) == 0 and not method.queue.any()
+    queue = method.queues[0]
+    assert int(queue.filled) == 0 and not queue.items.any()
     method.on_epoch_start(1, 3)
     method(views)
     with torch.no_grad():
         z0 = method.embed(views)[0]
-    assert int(method.queue_filled) == 8
-    assert torch.allclose(method.queue[0, :8], z0, atol=1e-6)
+    assert int(queue.filled) == 8
+    assert torch.allclose(queue.items[:8], z0, atol=1e-6)
     method(views)
-    assert int(method.queue_filled) == 12  # full: from now on its scores join the Sinkhorn
-    assert torch.allclose(method.queue[0, 8:], z0[:4], atol=1e-6)
+    assert queue.is_full()  # from now on its scores join the Sinkhorn
+    assert torch.allclose(queue.items[8:], z0[:4], atol=1e-6)  # the ring wraps: oldest first
+    assert torch.allclose(queue.items[:4], z0[4:], atol=1e-6)
 
 
 # ---------------------------------------------------------------- Barlow Twins
@@ -306,12 +309,22 @@ def test_info_nce_matches_direct_formula():
     assert info_nce(q, k, queue, t).item() == pytest.approx(total / 4, rel=1e-5)
 
 
-def test_enqueue_is_a_ring_buffer():
-    queue, ptr = torch.zeros(5, 1), torch.tensor(3)
-    enqueue(queue, ptr, torch.tensor([[1.0], [2.0], [3.0], [4.0]]))
-    assert queue.flatten().tolist() == [3.0, 4.0, 0.0, 1.0, 2.0] and int(ptr) == 2
-    enqueue(queue, ptr, torch.arange(10.0).view(10, 1))  # more keys than room: the last 5
-    assert sorted(queue.flatten().tolist()) == [5.0, 6.0, 7.0, 8.0, 9.0]
+def test_ring_buffer_replaces_the_oldest_first():
+    buffer = RingBuffer(5, 1)
+    buffer.push(torch.tensor([[7.0], [8.0], [9.0]]))
+    assert buffer.items.flatten().tolist() == [7.0, 8.0, 9.0, 0.0, 0.0]
+    assert int(buffer.filled) == 3 and buffer.valid_mask().tolist() == [True] * 3 + [False] * 2
+    buffer.push(torch.tensor([[1.0], [2.0], [3.0], [4.0]]))  # wraps: 1, 2 at the end
+    assert buffer.items.flatten().tolist() == [3.0, 4.0, 9.0, 1.0, 2.0] and int(buffer.ptr) == 2
+    assert buffer.is_full()
+    buffer.push(torch.arange(10.0).view(10, 1))  # more keys than room: the last 5
+    assert sorted(buffer.items.flatten().tolist()) == [5.0, 6.0, 7.0, 8.0, 9.0]
+    assert set(buffer.state_dict()) == {"items", "ptr", "filled"}
+
+
+def test_random_ring_buffer_starts_full_of_unit_vectors():
+    buffer = RingBuffer(6, 3, random=True)
+    assert buffer.is_full() and torch.allclose(buffer.items.norm(dim=1), torch.ones(6))
 
 
 def test_moco_enqueues_keys_and_key_encoder_follows_momentum():
@@ -322,7 +335,8 @@ def test_moco_enqueues_keys_and_key_encoder_follows_momentum():
     with torch.no_grad():
         keys = method.keys(views[1])
     method(views)
-    assert torch.allclose(method.queue[:8], keys, atol=1e-6) and int(method.queue_ptr) == 8
+    assert torch.allclose(method.queue.items[:8], keys, atol=1e-6)
+    assert int(method.queue.ptr) == 8
     key_before = method.key_projector[0].weight.detach().clone()
     with torch.no_grad():
         method.projector[0].weight.add_(1.0)
@@ -361,7 +375,7 @@ def test_nnclr_support_set_fills_first_in_first_out():
     method = NNCLR(TinyBackbone(), cfg)
     views = [torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)]
     method(views)
-    assert int(method.support_filled) == 8 and int(method.support_ptr) == 8
-    assert torch.allclose(method.support[:8].norm(dim=1), torch.ones(8), atol=1e-5)
+    assert int(method.support.filled) == 8 and int(method.support.ptr) == 8
+    assert torch.allclose(method.support.items[:8].norm(dim=1), torch.ones(8), atol=1e-5)
     method(views)
-    assert int(method.support_filled) == 12 and int(method.support_ptr) == 4
+    assert int(method.support.filled) == 12 and int(method.support.ptr) == 4

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from sslbench.cli import app
 from sslbench.core.config import OptimizerConfig, ScheduleConfig
-from sslbench.engine.optim import build_optimizer, build_schedule
+from sslbench.engine.optim import Optimization
 from sslbench.errors import UsageError
 
 
@@ -161,6 +161,13 @@ def test_adam_beta1_is_the_momentum_and_beta2_an_option(plugins):
 
 # ---------------------------------------------------------------- options and errors
 
+def optimization(plugins, opt: OptimizerConfig, schedule=None) -> Optimization:
+    """What a resolved cell hands the engine, built straight from the catalog."""
+    schedule = schedule or ScheduleConfig()
+    return Optimization(plugins.catalog.get("optimizers", opt.name), opt,
+                        plugins.catalog.get("schedulers", schedule.name), schedule, 256)
+
+
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("lars", {"bogus": 1}, "unknown option 'bogus' (allowed: eta)"),
     ("lars_simclr", {"eta": "big"}, "option 'eta' must be a number, got 'big'"),
@@ -172,14 +179,14 @@ def test_adam_beta1_is_the_momentum_and_beta2_an_option(plugins):
 def test_bad_options_are_one_line_usage_errors(plugins, name, options, message):
     cfg = OptimizerConfig(name=name, options=options)
     with pytest.raises(UsageError) as info:
-        build_optimizer(plugins.catalog, nn.Linear(2, 2), cfg, batch_size=256)
+        optimization(plugins, cfg).build_optimizer(nn.Linear(2, 2))
     assert str(info.value) == f"optimizer {name!r}: {message}"
 
 
 def test_adam_rejects_nesterov(plugins):
     with pytest.raises(UsageError, match="Adam has no Nesterov momentum"):
-        build_optimizer(plugins.catalog, nn.Linear(2, 2),
-                        OptimizerConfig(name="adam", nesterov=True), batch_size=256)
+        optimization(plugins, OptimizerConfig(name="adam", nesterov=True)).build_optimizer(
+            nn.Linear(2, 2))
 
 
 def test_bad_option_through_the_cli_exits_2_with_one_line(tiny):
@@ -233,5 +240,6 @@ def test_step_defaults_to_60_and_80_percent_after_a_warmup(plugins):
 def test_bad_schedule_options(plugins, name, options, message):
     cfg = ScheduleConfig(name=name, options=options)
     with pytest.raises(UsageError) as info:
-        build_schedule(plugins.catalog, cfg, 0.1, total_steps=100, steps_per_epoch=10)
+        optimization(plugins, OptimizerConfig(lr=0.1), cfg).build_schedule(
+            total_steps=100, steps_per_epoch=10)
     assert str(info.value).startswith(f"schedule {name!r}: {message}")

@@ -11,8 +11,8 @@ from sslbench.core.records import (
     RunRecord,
     load_records,
     read_record,
-    write_record,
 )
+from sslbench.core.store import RecordStore
 
 PROV = Provenance(sslbench="0.1.0", torch="2", torchvision="0", python="3.11", platform="x")
 
@@ -28,23 +28,23 @@ def make_record(run_id="r1", **kw):
 
 def test_round_trip(tmp_path):
     record = make_record()
-    path = write_record(record, tmp_path)
+    path = RecordStore(tmp_path).save(record).path
     assert path.name == "r1.json"
     assert read_record(path) == record
 
 
 def test_failed_write_keeps_previous_record(tmp_path):
-    path = write_record(make_record(), tmp_path)
+    path = RecordStore(tmp_path).save(make_record()).path
     before = path.read_text()
     with mock.patch("os.fsync", side_effect=OSError(28, "No space left on device")):
         with pytest.raises(OSError):
-            write_record(make_record(metrics=Metrics(linear_acc1=1.0)), tmp_path)
+            RecordStore(tmp_path).save(make_record(metrics=Metrics(linear_acc1=1.0)))
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r1.json"]  # no temp file left behind
 
 
 def test_unreadable_records_are_skipped_with_warning(tmp_path):
-    write_record(make_record(), tmp_path)
+    RecordStore(tmp_path).save(make_record())
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "alien.json").write_text(json.dumps({"hello": 1}))
     records, warnings = load_records(tmp_path)

@@ -24,12 +24,12 @@ from torch import nn
 from typer.testing import CliRunner
 
 from sslbench import hookimpl
-from sslbench.bench.resolve import resolve_config
-from sslbench.bench.run import run_id
+from sslbench.bench.resolve import cell_from_config, resolve_config
 from sslbench.cli import app
 from sslbench.core.config import ViewSpec
 from sslbench.core.plugins import load_plugins
-from sslbench.core.records import Provenance, RunRecord, load_records, read_record, write_record
+from sslbench.core.records import Provenance, RunRecord, load_records, read_record
+from sslbench.core.store import RecordStore
 from sslbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from sslbench.errors import SSLBenchError
 from sslbench.testing import TinyConvNet
@@ -135,7 +135,7 @@ def toy_run_dir(epochs=2) -> Path:
     cfg = resolve_config(plugins.catalog, "toy", "tinyconv", "digits",
                          sets=[s for s in TOY if "=" in s],
                          overrides={"pretrain.epochs": epochs, "pretrain.batch_size": 64})
-    return Path("runs") / run_id(cfg)
+    return Path("runs") / cell_from_config(plugins.catalog, cfg).run_id
 
 
 def one_line(result) -> str:
@@ -152,12 +152,23 @@ def test_non_finite_loss_stops_within_one_log_interval_naming_the_term(toys, tmp
     result = toy_run()
     assert result.exit_code == 1
     line = one_line(result)
-    assert line.startswith("error: non-finite loss (nan) at step 8, epoch 1: spread not finite")
+    # the first non-finite step (6), not the logging step (8)
+    assert line.startswith("error: non-finite loss at step 6, epoch 1 (spread not finite at the "
+                           "step logged last, 8); lower the learning rate")
     [record] = [read_record(p) for p in (tmp_path / "results").glob("*.json")]
-    assert record.status == "failed" and "at step 8" in record.reason
+    assert record.status == "failed" and "at step 6" in record.reason
     assert record.metrics.linear_acc1 is None
     csv = (toy_run_dir() / "metrics.csv").read_text().splitlines()
     assert [row.split(",")[2] for row in csv[1:]] == ["3", "4"]  # nothing logged after the NaN
+
+
+@pytest.mark.parametrize("precision, suggests_fp32", [("fp32", False), ("bf16", True)])
+def test_the_non_finite_message_suggests_fp32_only_when_not_already_fp32(toys, precision,
+                                                                        suggests_fp32):
+    Toy.fault = {"nan_at": 1}
+    result = toy_run("--set", f"runtime.precision={precision}", epochs=1)
+    assert result.exit_code == 1
+    assert ("--set runtime.precision=fp32" in one_line(result)) is suggests_fp32
 
 
 def test_out_of_memory_suggests_a_smaller_batch(toys, tmp_path):
@@ -336,8 +347,8 @@ def make_record(rid: str, writer: int) -> RunRecord:
 def write_many(args) -> None:
     folder, writer = args
     for i in range(50):
-        write_record(make_record(f"w{writer}-r{i}", writer), Path(folder))
-        write_record(make_record("shared", writer), Path(folder))  # all fight over one file
+        RecordStore(Path(folder)).save(make_record(f"w{writer}-r{i}", writer))
+        RecordStore(Path(folder)).save(make_record("shared", writer))  # all fight over one file
 
 
 def test_eight_processes_writing_fifty_records_each_lose_nothing(tmp_path):

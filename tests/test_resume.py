@@ -82,7 +82,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     resumed, uninterrupted = load_checkpoint(a), load_checkpoint(b)
     assert resumed["step"] == uninterrupted["step"] == EPOCHS * STEPS_PER_EPOCH
     assert resumed["model"].keys() == uninterrupted["model"].keys()
-    assert {"queue", "queue_ptr"} <= set(resumed["model"])
+    assert {"queue.items", "queue.ptr"} <= set(resumed["model"])
     for key, value in uninterrupted["model"].items():
         assert torch.equal(resumed["model"][key], value), f"{key} differs"
     momenta = [[s["momentum_buffer"] for s in c["optimizer"]["state"].values()]

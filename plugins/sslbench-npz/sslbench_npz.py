@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sslbench import hookimpl
-from sslbench.core.components import DatasetSplits, Split
-from sslbench.errors import DataError
+from sslbench import DataError, DatasetSplits, Split, hookimpl
 
 ENV = "SSLBENCH_NPZ_DIR"
 

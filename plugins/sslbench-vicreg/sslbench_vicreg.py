@@ -27,10 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.engine.distributed import gather
-from sslbench.heads import mlp
+from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
 
 def invariance(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
@@ -56,6 +53,7 @@ def covariance(z: torch.Tensor) -> torch.Tensor:
     return off_diagonal.pow(2).sum() / d
 
 
+@fp32_loss
 def vicreg_loss(z_a: torch.Tensor, z_b: torch.Tensor, lam: float = 25.0, mu: float = 25.0,
                 nu: float = 1.0, gamma: float = 1.0, eps: float = 1e-4):
     """Eq. 6 on ``[N, D]`` embeddings; returns ``(loss, {"invariance", "variance",

@@ -23,23 +23,15 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sslbench.bench.resolve import parse_sets, validate
-from sslbench.bench.run import (
-    CHECKPOINT,
-    RunOptions,
-    build_method,
-    fixed_subset,
-    load_dataset,
-    run_id,
-    seed_everything,
-)
-from sslbench.core.components import method_trait
+from sslbench.bench.cell import Cell
+from sslbench.bench.resolve import cell_from_config, parse_sets, validate
+from sslbench.bench.run import CHECKPOINT, RunOptions, fixed_subset, seed_everything
 from sslbench.core.config import RunConfig, deep_merge, dotted_to_nested
 from sslbench.core.plugins import Plugins
 from sslbench.core.records import PROTOCOL, Metrics, atomic_write_text
 from sslbench.engine import device as dev
 from sslbench.engine.checkpoint import load_checkpoint
-from sslbench.engine.evaluate import EvalResult, evaluate
+from sslbench.engine.evaluate import EvalData, EvalPlan, EvalResult, FrozenEncoder, evaluate
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.errors import SSLBenchError, UsageError
 
@@ -103,34 +95,31 @@ def read_config(text: str, where: Path) -> RunConfig:
 
 
 def with_eval_overrides(cfg: RunConfig, plugins: Plugins, sets: list[str],
-                        overrides: dict[str, Any]) -> RunConfig:
-    """The run's config with its ``eval`` section changed by ``--set eval.*`` and flags."""
+                        overrides: dict[str, Any]) -> Cell:
+    """The run's cell with its ``eval`` section changed by ``--set eval.*`` and flags."""
     layer = parse_sets(sets)
     others = sorted(set(layer) - {"eval"})
     if others:
         raise UsageError(f"sslbench eval only changes eval.* settings, got --set {others[0]}.…")
     flags = [dotted_to_nested(k, v) for k, v in overrides.items() if v is not None]
     raw = deep_merge(cfg.model_dump(mode="json"), layer, *flags)
-    new = validate(RunConfig, raw)
-    plugins.catalog.entry("optimizers", new.eval.linear.optimizer.name)  # did-you-mean on typos
-    plugins.catalog.entry("schedulers", new.eval.linear.schedule.name)
-    return new
+    return cell_from_config(plugins.catalog, validate(RunConfig, raw))
 
 
 def evaluate_run(path: Path, plugins: Plugins, opts: RunOptions, sets: list[str] = (),
                  overrides: dict[str, Any] | None = None) -> tuple[EvalRecord, Path]:
     """Evaluate the checkpoint at ``path``; write and return its eval record and its path."""
     folder, cfg, ckpt, state = locate(path)
-    rid = run_id(cfg)  # the run's identity, before the evaluation settings change
-    cfg = with_eval_overrides(cfg, plugins, list(sets), overrides or {})
-    pretrains = method_trait(plugins.catalog.get("methods", cfg.method.name), "pretrains")
-    if state is None and pretrains and cfg.pretrain.epochs > 0:
+    rid = cell_from_config(plugins.catalog, cfg).run_id  # before the eval settings change
+    cell = with_eval_overrides(cfg, plugins, list(sets), overrides or {})
+    cfg = cell.config
+    if state is None and cell.pretrains:
         raise SSLBenchError(f"no {CHECKPOINT} in {folder}: the run has not finished an epoch")
     device = dev.resolve_device(opts.device)
-    data = load_dataset(plugins, cfg.data.name, opts)
+    data = cell.load_data(opts.data_dir, opts.download)
     image_size = cfg.data.image_size or data.image_size
     seed_everything(cfg.seed)  # the random floor's weights come from the seed alone
-    method = build_method(plugins, cfg, image_size, data.num_classes)
+    method = cell.build_method(image_size, data.num_classes)
     if state is not None:
         load_weights(method, state["model"], ckpt)
     method = method.to(device)
@@ -139,10 +128,12 @@ def evaluate_run(path: Path, plugins: Plugins, opts: RunOptions, sets: list[str]
     h = eval_hash(cfg)
     csv = folder / f"eval-{h}.csv"
     csv.unlink(missing_ok=True)  # this evaluation's own log, started afresh
-    ev = evaluate(method.backbone, fixed_subset(data.train, cfg.eval.train_subset), data.test,
-                  data.num_classes, image_size, data.mean, data.std, cfg.eval, plugins.catalog,
-                  device, dev.autocast_dtype(device, cfg.runtime.precision), cfg.seed,
-                  MetricsLog(csv), Reporter(quiet=opts.quiet), hflip=cfg.data.hflip)
+    encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device,
+                            dev.autocast_dtype(device, cell.precision))
+    eval_data = EvalData(fixed_subset(data.train, cfg.eval.train_subset), data.test,
+                         data.num_classes, cfg.data.hflip)
+    ev = evaluate(encoder, eval_data, EvalPlan(cfg.eval, cell.linear, cfg.seed, MetricsLog(csv),
+                                               Reporter(quiet=opts.quiet)))
     record = _record(rid, cfg, ckpt if state is not None else None, state, h, ev, device)
     out = folder / f"eval-{h}.json"
     atomic_write_text(out, record.model_dump_json(indent=2) + "\n")

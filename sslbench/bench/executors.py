@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import time
+import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -22,10 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 from sslbench.bench import provenance
-from sslbench.bench.run import RunOptions, run_cell, run_id
+from sslbench.bench.cell import Cell
+from sslbench.bench.resolve import cell_from_config
+from sslbench.bench.run import RunOptions, run_cell
 from sslbench.core.config import RunConfig
 from sslbench.core.plugins import Plugins, load_plugins
-from sslbench.core.records import RunRecord, read_record, write_record
+from sslbench.core.records import RunRecord
+from sslbench.core.store import RecordStore
 
 
 @dataclass(frozen=True)
@@ -36,24 +39,28 @@ class Outcome:
 
 
 def execute_cell(cfg_json: str, opts: RunOptions, plugins: Plugins | None = None) -> Outcome:
-    """Run one cell (given as JSON, so it crosses process boundaries); never raises ``Exception``.
+    """Run one cell (its resolved config as JSON, so it crosses process boundaries; the cell is
+    rebuilt from it here); never raises ``Exception``.
 
     A failure ``run_cell`` already recorded keeps its record; any other one gets a ``failed``
-    record here, with the exception as its reason.
+    record here, with the exception as its reason (never over a completed record).
     """
     cfg = RunConfig.model_validate_json(cfg_json)
-    rid = run_id(cfg)
-    started = time.time()
+    cell = None
     try:
         plugins = plugins or load_plugins()
-        run_cell(cfg, plugins, opts)
-        return Outcome(rid, "done")
+        cell = cell_from_config(plugins.catalog, cfg)
+        run_cell(cell, opts)
+        return Outcome(cell.run_id, "done")
     except Exception as exc:  # noqa: BLE001 - a cell's failure is data for the registry
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-        recorded = _failure_since(Path(opts.results_dir) / f"{rid}.json", started)
-        if recorded is None:
-            record_failure(cfg, opts, reason, plugins)
-        return Outcome(rid, "failed", recorded or reason)
+        if cell is None:
+            return Outcome(f"{cfg.method.name}-{cfg.backbone.name}-{cfg.data.name}-s{cfg.seed}",
+                           "failed", reason)
+        if not getattr(exc, "recorded", False):
+            record_failure(cell, opts, reason)
+        return Outcome(cell.run_id, "failed", str(exc) if getattr(exc, "recorded", False)
+                       else reason)
 
 
 def execute_cells(cfg_jsons: list[str], opts: RunOptions) -> list[Outcome]:
@@ -62,27 +69,16 @@ def execute_cells(cfg_jsons: list[str], opts: RunOptions) -> list[Outcome]:
     return [execute_cell(cfg_json, opts, plugins) for cfg_json in cfg_jsons]
 
 
-def _failure_since(path: Path, started: float) -> str | None:
-    try:
-        if path.stat().st_mtime >= started:
-            record = read_record(path)
-            return record.reason if record.status == "failed" else None
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def record_failure(cfg: RunConfig, opts: RunOptions, reason: str,
-                   plugins: Plugins | None = None) -> None:
+def record_failure(cell: Cell, opts: RunOptions, reason: str) -> None:
     """The ``failed`` record of a cell that stopped before ``run_cell`` could write one."""
-    rid = run_id(cfg)
-    dists = plugins.distributions() if plugins is not None else {}
-    write_record(RunRecord(
-        run_id=rid, status="failed", reason=reason, method=cfg.method.name,
-        backbone=cfg.backbone.name, dataset=cfg.data.name, seed=cfg.seed,
-        epochs=cfg.pretrain.epochs, config=cfg.model_dump(mode="json"), config_hash=cfg.hash(),
-        provenance=provenance.collect(None, dists),
-        artifacts={"run_dir": str(Path(opts.output_dir) / rid)}), Path(opts.results_dir))
+    cfg = cell.config
+    RecordStore(opts.results_dir).save(RunRecord(
+        run_id=cell.run_id, status="failed", reason=reason, method=cfg.method.name,
+        backbone=cfg.backbone.name, dataset=cfg.data.name, **cell.displays, seed=cfg.seed,
+        epochs=cfg.pretrain.epochs, config=cfg.model_dump(mode="json"),
+        config_hash=cell.config_hash, attempt=opts.attempt,
+        provenance=provenance.collect(None, cell.plugins),
+        artifacts={"run_dir": str(Path(opts.output_dir) / cell.run_id)}))
 
 
 def absolute(opts: RunOptions) -> RunOptions:
@@ -103,12 +99,12 @@ class LocalExecutor:
     jobs: int = 1
     plugins: Plugins | None = None
 
-    def run(self, cfgs: Sequence[RunConfig], opts: RunOptions) -> Iterator[Outcome]:
+    def run(self, cells: Sequence[Cell], opts: RunOptions) -> Iterator[Outcome]:
         if self.jobs <= 1:
-            for cfg in cfgs:
-                yield execute_cell(cfg.model_dump_json(), opts, self.plugins)
+            for cell in cells:
+                yield execute_cell(cell.config.model_dump_json(), opts, self.plugins)
             return
-        yield from self._pool(cfgs, absolute(opts))
+        yield from self._pool([c.config for c in cells], absolute(opts))
 
     def _pool(self, cfgs: Sequence[RunConfig], opts: RunOptions) -> Iterator[Outcome]:
         ctx = mp.get_context("spawn")  # no forked copies of torch's thread pools
@@ -169,10 +165,11 @@ class SubmititExecutor:
     cpus_per_task: int | None = None
     cells_per_job: int = 1
 
-    def run(self, cfgs: Sequence[RunConfig], opts: RunOptions) -> Iterator[Outcome]:
+    def run(self, cells: Sequence[Cell], opts: RunOptions) -> Iterator[Outcome]:
         import submitit
 
-        opts = replace(absolute(opts), quiet=True)  # job logs, not progress bars
+        # job logs, not progress bars; the attempt token tells this submission's records apart
+        opts = replace(absolute(opts), quiet=True, attempt=uuid.uuid4().hex)
         executor = submitit.AutoExecutor(folder=Path(self.folder).resolve(), cluster=self.cluster)
         executor.update_parameters(
             name="sslbench", timeout_min=self.time_min * self.cells_per_job,
@@ -180,38 +177,33 @@ class SubmititExecutor:
             slurm_partition=self.partition, slurm_account=self.account,
             slurm_array_parallelism=self.array_parallelism)
         size = max(1, self.cells_per_job)
-        chunks = [list(cfgs[i:i + size]) for i in range(0, len(cfgs), size)]
-        submitted = time.time()
+        chunks = [list(cells[i:i + size]) for i in range(0, len(cells), size)]
         with executor.batch():
-            jobs = [executor.submit(execute_cells, [c.model_dump_json() for c in chunk], opts)
+            jobs = [executor.submit(execute_cells,
+                                    [c.config.model_dump_json() for c in chunk], opts)
                     for chunk in chunks]
         try:
             for chunk, job in zip(chunks, jobs, strict=True):
-                yield from self._results(chunk, job, opts, submitted)
+                yield from self._results(chunk, job, opts)
         except BaseException:  # Ctrl-C: do not leave jobs running on the cluster
             for job in jobs:
                 job.cancel(check=False)
             raise
 
     @staticmethod
-    def _results(chunk: list[RunConfig], job, opts: RunOptions,
-                 submitted: float) -> list[Outcome]:
+    def _results(chunk: list[Cell], job, opts: RunOptions) -> list[Outcome]:
         try:
             return job.result()
         except Exception as exc:  # noqa: BLE001 - the job died outside a cell (time limit)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
             reason = f"job {job.job_id} failed: {' '.join(first.split())[:300]}"
-        outcomes = []
-        for cfg in chunk:  # cells the job finished before it died keep their records
-            path = Path(opts.results_dir) / f"{run_id(cfg)}.json"
-            try:
-                record = read_record(path)
-                if record.created.timestamp() >= submitted:
-                    status = "done" if record.status == "completed" else "failed"
-                    outcomes.append(Outcome(run_id(cfg), status, record.reason))
-                    continue
-            except (OSError, ValueError):
-                pass
-            record_failure(cfg, opts, reason)
-            outcomes.append(Outcome(run_id(cfg), "failed", reason))
+        outcomes, store = [], RecordStore(opts.results_dir)
+        for cell in chunk:  # cells the job finished before it died keep their records
+            record = store.read(cell.run_id)
+            if record is not None and record.attempt == opts.attempt:  # written by this job
+                status = "done" if record.status == "completed" else "failed"
+                outcomes.append(Outcome(cell.run_id, status, record.reason))
+                continue
+            record_failure(cell, opts, reason)
+            outcomes.append(Outcome(cell.run_id, "failed", reason))
         return outcomes

@@ -17,11 +17,12 @@ file::
     dataset = "digits"
     config.method.temperature = 0.2
 
-Each cell is resolved exactly as ``sslbench run`` resolves it and identified by
-:func:`sslbench.bench.run.run_id` (recipe hash + seed), so a matrix and single runs share the
-registry. A cell whose *completed* record exists is skipped unless ``rerun``; a failed cell is
-recorded ``failed`` with its reason and the matrix goes on. Layers, later wins: recipes < matrix
-``[config]`` < matching ``[[cells]]`` < CLI ``--set`` < CLI flags (``--epochs``...).
+Each cell is resolved exactly as ``sslbench run`` resolves it (one
+:class:`~sslbench.bench.cell.Cell`) and identified by its run id (recipe hash + seed), so a
+matrix and single runs share the registry. A cell whose *completed* record exists is skipped
+unless ``rerun``; a failed cell is recorded ``failed`` with its reason and the matrix goes on.
+Layers, later wins: recipes < matrix ``[config]`` < matching ``[[cells]]`` < CLI ``--set`` <
+CLI flags (``--epochs``...).
 """
 
 from __future__ import annotations
@@ -31,11 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sslbench.bench.resolve import parse_sets, resolve_config
-from sslbench.bench.run import run_id
+from sslbench.bench.cell import Cell
+from sslbench.bench.resolve import parse_sets, resolve_cell
 from sslbench.core.catalog import Catalog
-from sslbench.core.config import RunConfig
-from sslbench.core.records import read_record
+from sslbench.core.store import RecordStore
 from sslbench.errors import UsageError
 
 AXES = {"methods": "methods", "backbones": "backbones", "datasets": "datasets"}
@@ -53,15 +53,6 @@ class MatrixSpec:
     epochs: int | None = None
     config: dict[str, Any] = field(default_factory=dict)
     cells: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Cell:
-    cfg: RunConfig
-
-    @property
-    def run_id(self) -> str:
-        return run_id(self.cfg)
 
 
 def split_list(text: str | None) -> list[str] | str | None:
@@ -140,9 +131,8 @@ def expand(spec: MatrixSpec, catalog: Catalog, *, config_file: Path | None = Non
                     layered = {**flatten(spec.config), **_epochs(spec.epochs),
                                **_cell_settings(spec.cells, method, backbone, dataset, seed),
                                **cli, **flags, "seed": seed}
-                    cfg = resolve_config(catalog, method, backbone, dataset,
-                                         config_file=config_file, overrides=layered)
-                    cells.append(Cell(cfg))
+                    cells.append(resolve_cell(catalog, method, backbone, dataset,
+                                              config_file=config_file, overrides=layered))
     return cells
 
 
@@ -172,14 +162,9 @@ def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def completed(cell: Cell, results_dir: Path) -> bool:
-    """Whether the registry already holds a completed record of this cell."""
-    path = Path(results_dir) / f"{cell.run_id}.json"
-    if not path.exists():
-        return False
-    try:
-        return read_record(path).status == "completed"
-    except (OSError, ValueError):
-        return False  # unreadable: run it again, the new record replaces it
+    """Whether the registry already holds a completed record of this cell (an unreadable one
+    does not count: the cell runs again and its new record replaces it)."""
+    return RecordStore(results_dir).is_completed(cell.run_id)
 
 
 def plan(cells: list[Cell], results_dir: Path, rerun: bool = False) -> list[tuple[Cell, bool]]:
@@ -203,7 +188,7 @@ def run_matrix(cells: list[Cell], executor, opts, *, rerun: bool = False,
                report=lambda line: None) -> Summary:
     """Skip completed cells, run the others on ``executor``, and report each as it ends.
 
-    ``executor`` has ``run(cfgs, opts)`` yielding one outcome per cell (see
+    ``executor`` has ``run(cells, opts)`` yielding one outcome per cell (see
     :mod:`sslbench.bench.executors`); ``report`` receives one line per cell.
     """
     summary = Summary()
@@ -213,7 +198,7 @@ def run_matrix(cells: list[Cell], executor, opts, *, rerun: bool = False,
             summary.skipped.append(cell.run_id)
             report(f"skip    {cell.run_id} (completed record in {opts.results_dir})")
         else:
-            todo.append(cell.cfg)
+            todo.append(cell)
     try:
         for outcome in executor.run(todo, opts) if todo else ():
             if outcome.status == "done":

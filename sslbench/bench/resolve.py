@@ -1,4 +1,4 @@
-"""Resolve a run's full config from recipes, a config file and overrides, with clear errors."""
+"""Resolve a cell once: recipes, a config file and overrides into one :class:`Cell`."""
 
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ from typing import Any
 import torch
 import yaml
 from pydantic import ValidationError
-from torch import nn
 
+from sslbench.bench.cell import Cell
 from sslbench.core.catalog import Catalog
-from sslbench.core.components import method_trait
-from sslbench.core.config import RunConfig, deep_merge, dotted_to_nested
-from sslbench.engine.optim import build_optimizer, build_schedule
+from sslbench.core.components import MethodTraits
+from sslbench.core.config import ComponentConfig, RunConfig, deep_merge, dotted_to_nested
+from sslbench.engine.optim import Optimization
 from sslbench.errors import UsageError
 
 
-def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str, *,
-                   config_file: Path | None = None, sets: list[str] = (),
-                   overrides: dict[str, Any] | None = None) -> RunConfig:
+def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
+                 config_file: Path | None = None, sets: list[str] = (),
+                 overrides: dict[str, Any] | None = None) -> Cell:
     """Defaults < method "*" recipe < dataset recipe < backbone's dataset recipe < method's
     dataset recipe < file < --set < explicit flags (``overrides``, dotted keys)."""
-    method_cls = catalog.get("methods", method)
-    factory = catalog.get("backbones", backbone)
+    method_entry = catalog.entry("methods", method)
+    backbone_entry = catalog.entry("backbones", backbone)
     dataset_entry = catalog.entry("datasets", dataset)
-    recipes = method_trait(method_cls, "recipes")
-    backbone_recipes = catalog.entry("backbones", backbone).metadata.get("recipes") or {}
+    recipes = MethodTraits.of(method_entry.component).recipes
+    backbone_recipes = backbone_entry.metadata.get("recipes") or {}
     names = {"method": {"name": method}, "backbone": {"name": backbone},
              "data": {"name": dataset}}
     layers = [recipes.get("*"), dataset_entry.metadata.get("recipe"),
@@ -37,26 +37,64 @@ def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str, *
               load_config_file(config_file) if config_file else None, parse_sets(sets),
               *(dotted_to_nested(k, v) for k, v in (overrides or {}).items() if v is not None),
               names]
-    raw = deep_merge({}, *layers)
-    cfg = validate(RunConfig, raw)
-    cfg.method = type(cfg.method)(name=method, **_method_options(method_cls, cfg))
-    _check_backbone_options(factory, backbone, cfg)
-    for section in (cfg.pretrain, cfg.eval.linear):
-        _check_optimization(catalog, section)
+    cfg = validate(RunConfig, deep_merge({}, *layers))
+    traits = MethodTraits.of(method_entry.component)
     if cfg.pretrain.views is None:
-        cfg.pretrain.views = list(method_trait(method_cls, "views"))
+        cfg.pretrain.views = list(traits.views)
     if not cfg.data.hflip:
         cfg.pretrain.views = [v.model_copy(update={"flip": 0.0}) for v in cfg.pretrain.views]
-    if not method_trait(method_cls, "pretrains"):
+    if not traits.pretrains:
         cfg.pretrain.epochs = 0  # the floor is never trained, whatever a recipe says
-    return cfg
+    return cell_from_config(catalog, cfg)
 
 
-def _check_optimization(catalog: Catalog, section) -> None:
-    """Build the optimizer and schedule once on a throwaway parameter, so that a bad name or a
-    bad optimizer option is a usage error now (and in ``--dry-run``), not after the data loads."""
-    optimizer = build_optimizer(catalog, nn.Linear(1, 1), section.optimizer, section.batch_size)
-    build_schedule(catalog, section.schedule, optimizer.param_groups[0]["lr"], 1, 1)
+def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str,
+                   **layers: Any) -> RunConfig:
+    """The resolved config alone (what ``--dry-run`` prints): :func:`resolve_cell`'s."""
+    return resolve_cell(catalog, method, backbone, dataset, **layers).config
+
+
+def cell_from_config(catalog: Catalog, cfg: RunConfig) -> Cell:
+    """The :class:`Cell` of an already resolved config (a matrix worker, ``eval``, resume):
+    components looked up, options validated once, optimizations built and checked."""
+    cfg = cfg.model_copy(deep=True)
+    method = catalog.entry("methods", cfg.method.name)
+    backbone = catalog.entry("backbones", cfg.backbone.name)
+    dataset = catalog.entry("datasets", cfg.data.name)
+    traits = MethodTraits.of(method.component)
+    method_options = _options(traits.config, cfg.method.model_extra or {}, "method",
+                              f"method {method.name!r}")
+    cfg.method = ComponentConfig(name=method.name, **(
+        method_options.model_dump(mode="json") if method_options is not None else {}))
+    dataset_options = _options(dataset.metadata.get("options"), cfg.data.options,
+                               "data.options", f"dataset {dataset.name!r}")
+    _check_backbone_options(backbone.component, backbone.name, cfg)
+    pretraining = optimization(catalog, cfg.pretrain)
+    linear = optimization(catalog, cfg.eval.linear)
+    used = [method, backbone, dataset, *(catalog.entry(kind, section.name) for kind, section in (
+        ("optimizers", cfg.pretrain.optimizer), ("schedulers", cfg.pretrain.schedule),
+        ("optimizers", cfg.eval.linear.optimizer), ("schedulers", cfg.eval.linear.schedule)))]
+    plugins = {e.distribution: e.version or "" for e in used if e.distribution}
+    return Cell(cfg, method, backbone, dataset, traits, method_options, dataset_options,
+                pretraining, linear, dict(sorted(plugins.items())), cfg.hash(plugins=plugins))
+
+
+def _options(model, options: dict, prefix: str, what: str):
+    """``options`` validated by the component's options ``model`` (None: it takes none)."""
+    if model is None:
+        if options:
+            raise UsageError(f"{what} takes no options, got {sorted(options)}")
+        return None
+    return validate(model, dict(options), prefix=prefix)
+
+
+def optimization(catalog: Catalog, section) -> Optimization:
+    """The :class:`Optimization` of a ``pretrain`` or ``eval.linear`` section, checked."""
+    optimization = Optimization(
+        catalog.get("optimizers", section.optimizer.name), section.optimizer,
+        catalog.get("schedulers", section.schedule.name), section.schedule, section.batch_size)
+    optimization.check()
+    return optimization
 
 
 def validate(model, raw: dict, prefix: str = ""):
@@ -75,16 +113,6 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
         return f"unknown setting {loc!r}{got}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid {loc}: {err['msg']}{got}{more}"
-
-
-def _method_options(method_cls, cfg: RunConfig) -> dict:
-    options = dict(cfg.method.model_extra or {})
-    config_cls = getattr(method_cls, "Config", None)
-    if config_cls is None:
-        if options:
-            raise UsageError(f"method {cfg.method.name!r} takes no options, got {sorted(options)}")
-        return {}
-    return validate(config_cls, options, prefix="method").model_dump(mode="json")
 
 
 def _check_backbone_options(factory, name: str, cfg: RunConfig) -> None:

@@ -1,13 +1,18 @@
-"""One cell of a benchmark: load data, build, pretrain, evaluate, write the record and plots."""
+"""One cell of a benchmark: load data, build, pretrain, evaluate, write the record, then plots.
+
+The order is what keeps finished work: the record is written as soon as the evaluation has
+given finite, in-range figures, before anything optional (plots); an optional step that fails
+is a warning. Records go through :class:`~sslbench.core.store.RecordStore`, so a failed
+re-run of a completed cell never replaces its completed record.
+"""
 
 from __future__ import annotations
 
-import inspect
+import math
 import os
 import random
 import sys
 import tempfile
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,17 +21,18 @@ import numpy as np
 import torch
 
 from sslbench.bench import plots, provenance
-from sslbench.core.components import DatasetSplits, Split, method_trait
+from sslbench.bench.cell import Cell
+from sslbench.core.components import DatasetSplits, Split
 from sslbench.core.config import RunConfig
-from sslbench.core.plugins import Plugins
-from sslbench.core.records import Cost, Metrics, RunRecord, write_record
+from sslbench.core.records import Cost, Metrics, RunRecord
+from sslbench.core.store import RecordStore
 from sslbench.engine import device as dev
 from sslbench.engine import distributed
 from sslbench.engine.checkpoint import load_checkpoint
-from sslbench.engine.evaluate import evaluate
+from sslbench.engine.evaluate import EvalData, EvalPlan, FrozenEncoder, evaluate
 from sslbench.engine.monitor import MetricsLog, Reporter
-from sslbench.engine.pretrain import Context, PretrainResult, pretrain
-from sslbench.errors import DataError, SSLBenchError, TrainingError, UsageError
+from sslbench.engine.pretrain import PretrainResult, pretrain
+from sslbench.errors import SSLBenchError, TrainingError, UsageError
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -47,24 +53,7 @@ class RunOptions:
     quiet: bool = False
     resume: bool | str = False  # True or "yes": continue from the checkpoint; "auto": if any
     checkpoint_every: int | None = None  # steps between mid-epoch checkpoints (None: epochs)
-
-
-def run_id(cfg: RunConfig) -> str:
-    """Stable per cell: the same recipe and seed always map to the same run folder and record."""
-    return f"{cfg.method.name}-{cfg.backbone.name}-{cfg.data.name}-s{cfg.seed}-{cfg.hash()[:8]}"
-
-
-def load_dataset(plugins: Plugins, name: str, opts: RunOptions) -> DatasetSplits:
-    factory = plugins.catalog.get("datasets", name)
-    try:
-        return factory(Path(opts.data_dir).expanduser(), opts.download)
-    except SSLBenchError:
-        raise
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise DataError(f"dataset {name!r} could not be loaded: {exc}") from None
-    except Exception as exc:  # a dataset plugin's own bug: still one line, naming it
-        raise DataError(f"dataset {name!r} could not be loaded: "
-                        f"{type(exc).__name__}: {exc}") from exc
+    attempt: str | None = None  # names this attempt in its records (executors set it)
 
 
 def fixed_subset(split: Split, size: int | None) -> Split:
@@ -81,47 +70,54 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_method(plugins: Plugins, cfg: RunConfig, image_size: int, num_classes: int):
-    """The backbone from its factory, wrapped by the method with its validated config."""
-    method_cls = plugins.catalog.get("methods", cfg.method.name)
-    backbone = plugins.catalog.get("backbones", cfg.backbone.name)(
-        image_size, **(cfg.backbone.model_extra or {}))
-    params = {k: v for k, v in cfg.method.model_dump().items() if k != "name"}
-    config_cls = getattr(method_cls, "Config", None)
-    kwargs = {}
-    if "num_classes" in inspect.signature(method_cls).parameters:
-        kwargs["num_classes"] = num_classes
-    args = (backbone, config_cls(**params)) if config_cls else (backbone,)
-    return method_cls(*args, **kwargs)
-
-
-def run_cell(cfg: RunConfig, plugins: Plugins, opts: RunOptions) -> RunRecord:
-    """Pretrain and evaluate one config; write its record (completed, or failed + reason)."""
-    rid = run_id(cfg)
-    run_dir = Path(opts.output_dir) / rid
+def run_cell(cell: Cell, opts: RunOptions) -> RunRecord:
+    """Pretrain and evaluate one cell; write its record (completed, or failed + reason)."""
+    run_dir = Path(opts.output_dir) / cell.run_id
+    store = RecordStore(opts.results_dir)
     device = distributed.setup(opts.device)  # joins torchrun's process group if launched so
+    attempt = opts.attempt or distributed.shared_token()
     if distributed.is_main():  # only rank 0 writes; the others compute
-        _prepare_folders(cfg, run_dir, Path(opts.results_dir))  # fail now, not after training
-    data = load_dataset(plugins, cfg.data.name, opts)
-    base = dict(run_id=rid, method=cfg.method.name, backbone=cfg.backbone.name,
-                dataset=cfg.data.name, seed=cfg.seed, epochs=cfg.pretrain.epochs,
-                config=cfg.model_dump(mode="json"), config_hash=cfg.hash(),
-                provenance=provenance.collect(dev.device_name(device), plugins.distributions()),
+        _prepare_folders(cell.config, run_dir, store.root)  # fail now, not after training
+    data = cell.load_data(opts.data_dir, opts.download)
+    base = dict(run_id=cell.run_id, method=cell.method.name, backbone=cell.backbone.name,
+                dataset=cell.dataset.name, **cell.displays, seed=cell.config.seed,
+                epochs=cell.config.pretrain.epochs, config=cell.config.model_dump(mode="json"),
+                config_hash=cell.config_hash, attempt=attempt,
+                provenance=provenance.collect(dev.device_name(device), cell.plugins),
                 artifacts={"run_dir": str(run_dir)})
-    started = time.time()
     try:
-        metrics, cost = _pretrain_and_evaluate(cfg, plugins, opts, data, device, run_dir)
+        metrics, cost = _pretrain_and_evaluate(cell, opts, data, device, run_dir)
     except Exception as exc:
-        _record_failure(_explain(exc, cfg), base, opts.results_dir, started)
+        _record_failure(_explain(exc, cell.config), base, store, run_dir, attempt)
+    record = RunRecord(status="completed", metrics=metrics, cost=cost, **base)
     if not distributed.is_main():
-        return RunRecord(status="completed", metrics=metrics, cost=cost, **base)
-    artifacts = {**base.pop("artifacts"), **plots.plot_run(run_dir)}
+        return record
     if (run_dir / CHECKPOINT).exists():
-        artifacts["checkpoint"] = str(run_dir / CHECKPOINT)
-    record = RunRecord(status="completed", metrics=metrics, cost=cost, artifacts=artifacts,
-                       **base)
-    _save_record(record, Path(opts.results_dir))
+        record.artifacts["checkpoint"] = str(run_dir / CHECKPOINT)
+    _save(store, record)
+    return _add_plots(store, record, run_dir)
+
+
+def _add_plots(store: RecordStore, record: RunRecord, run_dir: Path) -> RunRecord:
+    """Draw the run's curves and name them in its record; a failure here is a warning only:
+    the record of the finished run is already written."""
+    try:
+        drawn = plots.plot_run(run_dir)
+    except Exception as exc:  # matplotlib, a full disk, a torn metrics.csv: all optional
+        print(f"warning: plots of {record.run_id} not drawn: {type(exc).__name__}: "
+              f"{_short(str(exc))}", file=sys.stderr)
+        return record
+    record = record.model_copy(update={"artifacts": {**record.artifacts, **drawn}})
+    try:
+        _save(store, record)
+    except SSLBenchError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
     return record
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _prepare_folders(cfg: RunConfig, run_dir: Path, results_dir: Path) -> None:
@@ -142,12 +138,12 @@ def _prepare_folders(cfg: RunConfig, run_dir: Path, results_dir: Path) -> None:
                             f"{exc.strerror or exc}") from None
 
 
-def _save_record(record: RunRecord, results_dir: Path) -> None:
+def _save(store: RecordStore, record: RunRecord):
     try:
-        write_record(record, results_dir)
+        return store.save(record)
     except OSError as exc:  # e.g. a full disk: the write is atomic, so nothing is half-written
         raise SSLBenchError(
-            f"cannot write the record {results_dir / (record.run_id + '.json')}: "
+            f"cannot write the record {store.path(record.run_id)}: "
             f"{exc.strerror or exc}; any previous record is intact, and the run's checkpoint "
             "is kept (rerun with --resume auto to evaluate and record it)") from None
 
@@ -176,13 +172,15 @@ def _explain(exc: Exception, cfg: RunConfig) -> Exception:
     return error
 
 
-def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_dir: Path):
+def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, device,
+                           run_dir: Path):
+    cfg = cell.config
     image_size = cfg.data.image_size or data.image_size
     seed_everything(cfg.seed)
-    method = build_method(plugins, cfg, image_size, data.num_classes).to(device)
+    method = cell.build_method(image_size, data.num_classes).to(device)
     if cfg.runtime.channels_last:
         method = method.to(memory_format=torch.channels_last)
-    dtype = dev.autocast_dtype(device, cfg.runtime.precision)
+    dtype = dev.autocast_dtype(device, cell.precision)  # decided once for the whole run
     main = distributed.is_main()  # progress bars, metrics.csv and checkpoints: rank 0 only
     reporter = Reporter(quiet=opts.quiet or not main)
     slow = dev.emulated_bf16_warning(device, dtype)
@@ -191,20 +189,23 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
     if main and not opts.resume:  # a fresh run of a cell starts its curves afresh
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     metrics = MetricsLog(run_dir / "metrics.csv" if main else None)
-    ctx = Context(cfg, plugins.catalog, device, cfg.pretrain.views, image_size, data.mean,
-                  data.std, reporter, metrics, run_dir / CHECKPOINT if main else None)
-    ctx.checkpoint_every = opts.checkpoint_every
     dev.reset_peak_memory(device)
     result = PretrainResult()
-    if method_trait(type(method), "pretrains") and cfg.pretrain.epochs > 0:
+    if cell.pretrains:
+        ctx = cell.context(device, dtype, image_size, data.mean, data.std, reporter=reporter,
+                           metrics=metrics, checkpoint_path=run_dir / CHECKPOINT if main else None,
+                           checkpoint_every=opts.checkpoint_every)
         resume = _resume_state(run_dir, cfg, opts.resume) if opts.resume else None
         result = pretrain(method, fixed_subset(data.pretrain_split, cfg.data.train_subset), ctx,
                           resume)
-    ev = evaluate(method.backbone, fixed_subset(data.train, cfg.eval.train_subset), data.test,
-                  data.num_classes, image_size, data.mean, data.std, cfg.eval, plugins.catalog,
-                  device, dtype, cfg.seed, metrics, reporter, hflip=cfg.data.hflip)
+    encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
+    eval_data = EvalData(fixed_subset(data.train, cfg.eval.train_subset), data.test,
+                         data.num_classes, cfg.data.hflip)
+    ev = evaluate(encoder, eval_data, EvalPlan(cfg.eval, cell.linear, cfg.seed, metrics,
+                                               reporter))
     metrics_out = Metrics(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
                           knn_acc1=ev.knn_acc1, final_loss=result.final_loss)
+    check_metrics(metrics_out)
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
                 images_per_second=result.images_per_second,
                 peak_memory_mb=dev.peak_memory_mb(device), device=str(device),
@@ -213,28 +214,57 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
     return metrics_out, cost
 
 
-def _record_failure(exc: Exception, base: dict, results_dir: Path, started: float):
+def check_metrics(metrics: Metrics) -> None:
+    """A run is completed only if every figure it reports is finite and in range."""
+    for name, value in metrics.model_dump().items():
+        if value is None:
+            continue
+        percent = name != "final_loss"
+        if not math.isfinite(value) or percent and not 0.0 <= value <= 100.0:
+            phase = "pretraining" if name == "final_loss" else "evaluation"
+            why = "not finite" if not math.isfinite(value) else "outside [0, 100]"
+            raise TrainingError(f"{phase} reported {name} = {value}, which is {why}; the run "
+                                "is not recorded as completed")
+
+
+def _record_failure(exc: Exception, base: dict, store: RecordStore, run_dir: Path,
+                    attempt: str):
     """Write the ``failed`` record for ``exc`` where one is due, then raise.
 
-    A :class:`TrainingError` (non-finite loss) is raised by every process at the same step (the
-    loss is averaged first), so rank 0 records it. Other errors of a distributed run may hit one
-    process only: that process records them, unless another process already recorded a failure
-    of this run (the first failure is the cause; the others lost their peer), and they end the
-    run as one line. Usage and data errors leave no record; any other error of a single
-    process arrives here already turned into a :class:`TrainingError` by :func:`_explain`.
+    A :class:`TrainingError` (non-finite loss, bad figures) is raised by every process at the
+    same step (the loss is averaged first), so rank 0 records it. Other errors of a distributed
+    run may hit one process only: the first process to claim this attempt's failure records it
+    (the others lost their peer), and they end the run as one line. Usage and data errors leave
+    no record; any other error of a single process arrives here already turned into a
+    :class:`TrainingError` by :func:`_explain`. A failure never replaces a completed record
+    (see :class:`RecordStore`), and the message says where the failure went.
     """
     if isinstance(exc, TrainingError):
         if distributed.is_main():
-            write_record(RunRecord(status="failed", reason=str(exc), **base), results_dir)
+            saved = _save(store, RunRecord(status="failed", reason=str(exc), **base))
+            error = type(exc)(str(exc) if saved.outcome == "written" else f"{exc}; {saved.note()}")
+            error.recorded = True
+            raise error from exc
         raise exc
     if isinstance(exc, SSLBenchError) or not distributed.is_distributed():
         raise exc
     reason = (f"process {distributed.rank()} of {distributed.world_size()} failed: "
               f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
-    path = Path(results_dir) / f"{base['run_id']}.json"
-    if not (path.exists() and path.stat().st_mtime >= started):
-        write_record(RunRecord(status="failed", reason=reason, **base), results_dir)
-    raise TrainingError(reason) from exc
+    if _claim(run_dir / f".failure-{attempt}"):
+        _save(store, RunRecord(status="failed", reason=reason, **base))
+    error = TrainingError(reason)
+    error.recorded = True  # by this process or the one that claimed the failure first
+    raise error from exc
+
+
+def _claim(marker: Path) -> bool:
+    """True for the first process to create ``marker`` (atomic ``O_EXCL``), False after."""
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
 
 
 def _resume_state(run_dir: Path, cfg: RunConfig, mode: bool | str = True) -> dict | None:

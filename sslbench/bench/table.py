@@ -81,6 +81,26 @@ def filter_frame(frame: pd.DataFrame, *, dataset: str | None = None,
     return frame[keep]
 
 
+def record_displays(records, fallback: Callable[[], Callable[[str, str], str]] | None = None
+                    ) -> Callable[[str, str], str]:
+    """``display(kind, name)`` from the display names the records carry (schema 2), so a table
+    prints the same with or without the plugins installed. Only for a name no record carries a
+    display name for (records of schema 1) is ``fallback()`` asked for a lookup (the CLI's
+    loads the plugins); without one the name is shown as it is."""
+    known: dict[tuple[str, str], str] = {}
+    missing = False
+    for r in records:
+        for kind, name, shown in (("methods", r.method, r.method_display),
+                                  ("backbones", r.backbone, r.backbone_display),
+                                  ("datasets", r.dataset, r.dataset_display)):
+            if shown:
+                known.setdefault((kind, name), shown)
+            else:
+                missing = True
+    other = fallback() if missing and fallback is not None else (lambda kind, name: name)
+    return lambda kind, name: known.get((kind, name)) or other(kind, name)
+
+
 def summarise(frame: pd.DataFrame, display: Callable[[str, str], str] = lambda k, n: n,
               sort: str = "acc1", reverse: bool = False) -> pd.DataFrame:
     """One row per recipe: mean ± std over seeds; grouped by dataset and backbone, and within

@@ -83,10 +83,10 @@ def matrix(
                             f"records in {results_dir} say why")
 
 
-def _dry_run(cells: list[matrices.Cell], results_dir: Path, rerun: bool) -> None:
+def _dry_run(cells: list, results_dir: Path, rerun: bool) -> None:
     planned = matrices.plan(cells, results_dir, rerun)
     for cell, skip in planned:
-        cfg = cell.cfg
+        cfg = cell.config
         what = "skip" if skip else "run "
         typer.echo(f"{what}  {cell.run_id}  ({cfg.pretrain.epochs} epochs, "
                    f"batch {cfg.pretrain.batch_size})")

@@ -9,7 +9,7 @@ import typer
 import yaml
 from typer.core import TyperCommand
 
-from sslbench.bench.resolve import resolve_config
+from sslbench.bench.resolve import resolve_cell
 from sslbench.bench.run import RunOptions, run_cell
 from sslbench.cli import app
 from sslbench.cli import options as opt
@@ -67,16 +67,17 @@ def run(
 ) -> None:
     """Pretrain METHOD on DATASET with BACKBONE, evaluate the frozen features, record it."""
     plugins = load()
-    cfg = resolve_config(plugins.catalog, method, backbone, dataset, config_file=config,
-                         sets=set_,
-                         overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed})
+    cell = resolve_cell(plugins.catalog, method, backbone, dataset, config_file=config,
+                        sets=set_,
+                        overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed})
     if dry_run:
-        typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
+        typer.echo(yaml.safe_dump(cell.config.model_dump(mode="json"), sort_keys=False),
+                   nl=False)
         return
     opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
                       results_dir=results_dir, download=download, quiet=quiet,
                       resume=resume.value if resume else False, checkpoint_every=checkpoint_every)
-    record = run_cell(cfg, plugins, opts)
+    record = run_cell(cell, opts)
     if distributed.is_main():  # under torchrun: one summary, not one per process
         typer.echo(summary(record, results_dir))
 

@@ -9,7 +9,6 @@ import typer
 
 from sslbench.bench import table as tables
 from sslbench.cli import app
-from sslbench.cli.catalog import load
 from sslbench.core.records import atomic_write_text, load_records
 from sslbench.errors import SSLBenchError, UsageError
 
@@ -40,12 +39,7 @@ def table(
         typer.echo(f"warning: {line}", err=True)
     frame = tables.filter_frame(tables.records_frame(records), dataset=dataset,
                                 backbone=backbone, method=method)
-    catalog = load().catalog
-
-    def display(kind: str, name: str) -> str:
-        if (kind, name) in catalog:
-            return catalog.entry(kind, name).metadata.get("display", name)
-        return name
+    display = tables.record_displays(records, fallback=_catalog_displays)
 
     summary = tables.summarise(frame, display, sort=sort.value, reverse=reverse)
     text = tables.render(summary, fmt.value)
@@ -57,6 +51,16 @@ def table(
         return
     atomic_write_text(readme, tables.replace_block(_read(readme), text))
     typer.echo(f"updated the results table in {readme} ({len(frame)} records)")
+
+
+def _catalog_displays():
+    """Display names from the installed plugins, for records written before they carried
+    their own (schema 1)."""
+    from sslbench.cli.catalog import load
+
+    catalog = load().catalog
+    return lambda kind, name: (catalog.entry(kind, name).display if (kind, name) in catalog
+                               else name)
 
 
 def _read(path: Path) -> str:

@@ -24,6 +24,11 @@ class Entry:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def display(self) -> str:
+        """The name tables print (``display=`` metadata), else the registered name."""
+        return self.metadata.get("display") or self.name
+
+    @property
     def summary(self) -> str:
         doc = (getattr(self.component, "__doc__", None) or "").strip()
         return self.metadata.get("summary") or (doc.splitlines()[0] if doc else "")

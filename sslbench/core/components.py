@@ -1,7 +1,10 @@
-"""The contracts between the engine and the components plugins register.
+"""The contracts between the engine and the components plugins register (docs/plugins.md).
 
-* **Method** — an ``nn.Module`` class, built as ``Method(backbone, cfg)`` where ``cfg`` is an
-  instance of ``Method.Config`` (a pydantic model of its hyper-parameters). It declares:
+* **Method** — an ``nn.Module`` class, built as ``Method(backbone, cfg)`` where ``cfg`` is a
+  validated instance of ``Method.Config`` (a pydantic model of its hyper-parameters), or as
+  ``Method(backbone)`` when it declares no ``Config``; a method that declares
+  ``needs_num_classes = True`` also receives ``num_classes=`` (the supervised ceiling). Its class
+  attributes, read once when a cell is resolved (:class:`MethodTraits`):
 
   - ``views``: list of :class:`~sslbench.core.config.ViewSpec` (default: two standard views);
   - ``needs_labels`` (SupCon, supervised): the engine passes labels only then;
@@ -16,8 +19,10 @@
   ``requires_grad=False``.
 * **Backbone** — ``factory(image_size, **options) -> nn.Module`` mapping ``[B, 3, H, W]`` images to
   ``[B, feature_dim]`` features, with an int attribute ``feature_dim``.
-* **Dataset** — ``factory(data_dir: Path, download: bool) -> DatasetSplits``; register with
-  ``recipe={...}`` metadata for dataset-wide defaults (image size, CPU-friendly subset).
+* **Dataset** — ``factory(data_dir: Path, download: bool) -> DatasetSplits``; registered with
+  ``options=Model`` it is called ``factory(data_dir, download, options)`` with a validated
+  instance of that pydantic model (``--set data.options.root=...``); ``recipe={...}`` metadata
+  holds dataset-wide defaults (image size, CPU-friendly subset, the linear-probe recipe).
 * **Optimizer** — ``factory(named_params, cfg: OptimizerConfig) -> torch.optim.Optimizer``.
 * **Scheduler** — ``factory(cfg: ScheduleConfig, base_lr, total_steps, steps_per_epoch)``
   returning ``lr_at(step) -> float``, a pure function of the step.
@@ -25,10 +30,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 
 from sslbench.core.config import ViewSpec
 
@@ -76,8 +82,53 @@ class DatasetSplits:
         return self.unlabeled if self.unlabeled is not None else self.train
 
 
-def method_trait(method_cls: Any, name: str) -> Any:
-    """A method's declared trait, or the contract's default."""
-    defaults = {"views": list(DEFAULT_VIEWS), "needs_labels": False, "pretrains": True,
-                "recipes": {}}
-    return getattr(method_cls, name, defaults[name])
+@dataclass(frozen=True)
+class MethodTraits:
+    """A method class's declared contract, read and checked once (at registration and when a
+    cell is resolved): nothing else asks the class what it declares."""
+
+    config: type[BaseModel] | None = None
+    views: tuple[ViewSpec, ...] = DEFAULT_VIEWS
+    needs_labels: bool = False
+    needs_num_classes: bool = False
+    pretrains: bool = True
+    recipes: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, method_cls: Any) -> MethodTraits:
+        """The traits of ``method_cls``; a ``ValueError`` naming the first one that is wrong."""
+        from torch import nn  # only a real registration or run gets here: torch is needed then
+
+        if not (isinstance(method_cls, type) and issubclass(method_cls, nn.Module)):
+            raise ValueError(f"a method must be an nn.Module subclass, got {_kind(method_cls)}")
+        config = getattr(method_cls, "Config", None)
+        if config is not None and not (isinstance(config, type)
+                                       and issubclass(config, BaseModel)):
+            raise ValueError(f"Config must be a pydantic model class (e.g. a StrictModel "
+                             f"subclass), got {_kind(config)}")
+        views = getattr(method_cls, "views", DEFAULT_VIEWS)
+        if (not isinstance(views, list | tuple) or not views
+                or not all(isinstance(v, ViewSpec) for v in views)):
+            raise ValueError("views must be a non-empty list of ViewSpec")
+        flags = {name: getattr(method_cls, name, default) for name, default in
+                 (("needs_labels", False), ("needs_num_classes", False), ("pretrains", True))}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {_kind(value)}")
+        recipes = getattr(method_cls, "recipes", {})
+        if not (isinstance(recipes, dict)
+                and all(isinstance(k, str) and isinstance(v, dict) for k, v in recipes.items())):
+            raise ValueError('recipes must be a dict {"*" or dataset name: partial config dict}')
+        return cls(config, tuple(views), recipes=recipes, **flags)
+
+    def build(self, method_cls: Any, backbone: Any, options: BaseModel | None,
+              num_classes: int) -> Any:
+        """``Method(backbone, cfg)`` (or ``Method(backbone)``), plus ``num_classes=`` if asked."""
+        args = (backbone,) if self.config is None else (backbone, options)
+        extra = {"num_classes": num_classes} if self.needs_num_classes else {}
+        return method_cls(*args, **extra)
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"

@@ -103,6 +103,7 @@ class EvalConfig(StrictModel):
 
 class DataConfig(StrictModel):
     name: str
+    options: dict[str, Any] = {}  # the dataset's own options, validated by its options model
     image_size: int | None = Field(None, ge=8, le=1024)  # resize to this; None: native size
     train_subset: int | None = Field(None, ge=2)  # pretrain on a fixed subset (CPU recipes)
     hflip: bool = True  # False where a mirror image changes the class (digits)
@@ -133,13 +134,34 @@ class RunConfig(StrictModel):
     runtime: RuntimeConfig = RuntimeConfig()
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
-    def hash(self, *, with_seed: bool = False) -> str:
-        """Identity of the recipe (seeds of one recipe share it; ``with_seed`` for the cell)."""
+    def hash(self, *, with_seed: bool = False, plugins: dict[str, str] | None = None) -> str:
+        """Identity of the recipe (seeds of one recipe share it; ``with_seed`` for the cell).
+
+        ``plugins``: the third-party distributions (name -> version) whose components the
+        cell uses; bumping one's version makes a new cell. See :func:`identity_hash`.
+        """
         data = self.model_dump(mode="json")
         if not with_seed:
             data.pop("seed")
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return identity_hash(data, plugins)
+
+
+# Fields added after the first records were written: left out of the identity while they hold
+# their default, so that adding a field does not change the id of every existing cell.
+_LATER_FIELDS = {("data", "options"): {}}
+
+
+def identity_hash(config: dict[str, Any], plugins: dict[str, str] | None = None) -> str:
+    """sha256 (12 hex digits) of a config dump (``model_dump(mode="json")``, seed removed for
+    a recipe hash) and the third-party plugins it uses; records are checked against it."""
+    data = copy.deepcopy(config)
+    for (section, key), default in _LATER_FIELDS.items():
+        if data.get(section, {}).get(key, default) == default:
+            data.get(section, {}).pop(key, None)
+    if plugins:
+        data["plugins"] = dict(sorted(plugins.items()))
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def deep_merge(base: dict, *layers: dict | None) -> dict:

@@ -20,6 +20,7 @@ import pluggy
 
 from sslbench.core import hookspecs
 from sslbench.core.catalog import KINDS, Catalog, DuplicateNameError, Entry
+from sslbench.core.registration import check_registration
 from sslbench.errors import UsageError
 
 ENTRY_POINT_GROUP = "sslbench"
@@ -35,6 +36,7 @@ class PluginInfo:
     distribution: str | None = None
     version: str | None = None
     registered: dict[str, list[str]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. a hook without @hookimpl
 
     @property
     def builtin(self) -> bool:
@@ -65,10 +67,14 @@ class Plugins:
     failures: list[PluginFailure]
 
     def distributions(self) -> dict[str, str]:
-        """Third-party distributions that registered something: name -> version (records
-        keep it in ``provenance.plugins``, so a number says which plugin code produced it)."""
+        """Installed third-party distributions that registered something: name -> version.
+        (A record's ``provenance.plugins`` lists only those its cell uses.)"""
         return {p.distribution: p.version or "" for p in self.loaded
                 if p.distribution and p.registered}
+
+    def warnings(self) -> list[str]:
+        """One line per loaded plugin that looks wrong but loaded (``--strict`` fails on it)."""
+        return [f"plugin {p.name!r}: {w}" for p in self.loaded for w in p.warnings]
 
 
 def load_plugins(
@@ -104,9 +110,10 @@ def load_plugins(
             failures.append(PluginFailure(name, dist, error, version))
         else:
             loaded.append(info)
-    if strict and failures:
-        raise UsageError(str(failures[0]))
-    return Plugins(catalog, loaded, failures)
+    plugins = Plugins(catalog, loaded, failures)
+    if strict and (failures or plugins.warnings()):
+        raise UsageError(str(failures[0]) if failures else plugins.warnings()[0])
+    return plugins
 
 
 def _builtin_modules() -> list[str]:
@@ -154,13 +161,13 @@ def _register_plugin(pm: pluggy.PluginManager, catalog: Catalog, obj: Any, info:
         return _one_line(exc)
     for entry in staged:
         info.registered.setdefault(entry.kind, []).append(entry.name)
+    info.warnings += _unmarked_hooks(obj)
     return None
 
 
 def _stager(kind: str, info: PluginInfo, staged: list[Entry]):
     def register(name: str, component: Any, **metadata: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{kind[:-1]} names must be non-empty strings, got {name!r}")
+        check_registration(kind, name, component, metadata)
         staged.append(
             Entry(kind, name, component, info.name, info.distribution, info.version, metadata)
         )
@@ -172,6 +179,16 @@ def _unknown_hooks(obj: Any) -> list[str]:
     known = {f"sslbench_register_{kind}" for kind in KINDS}
     names = dir(obj) if not isinstance(obj, ModuleType) else list(vars(obj))
     return [n for n in names if n.startswith("sslbench_") and n not in known]
+
+
+def _unmarked_hooks(obj: Any) -> list[str]:
+    """Hook-named functions pluggy ignores because ``@hookimpl`` is missing: without this
+    warning the plugin would load and silently register nothing from them."""
+    names = vars(obj) if isinstance(obj, ModuleType) else {n: getattr(obj, n) for n in dir(obj)}
+    return [f"{name}() is not decorated with @sslbench.hookimpl, so it was never called"
+            for kind in KINDS
+            if callable(fn := names.get(name := f"sslbench_register_{kind}"))
+            and not hasattr(fn, f"{hookspecs.hookimpl.project_name}_impl")]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: display names; provenance.plugins lists only the plugins a cell uses
+SCHEMA_VERSIONS = (1, 2)  # what this sslbench reads
 PROTOCOL = (
     "final epoch, no selection on the test split; linear probe and kNN fit on the train split "
     "(or its fixed subset), reported on the test split"
@@ -51,7 +52,7 @@ class Provenance(_Model):
     device_name: str | None = None
     git_commit: str | None = None
     git_dirty: bool | None = None
-    plugins: dict[str, str] = {}  # third-party distribution -> version
+    plugins: dict[str, str] = {}  # third-party distributions the cell uses -> version
 
 
 class RunRecord(_Model):
@@ -60,9 +61,15 @@ class RunRecord(_Model):
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     status: Literal["completed", "failed"]
     reason: str | None = None
+    attempt: str | None = None  # token of the attempt (a run, a matrix job) that wrote it
     method: str
     backbone: str
     dataset: str
+    # what tables print, kept in the record so that a table reads the same whether or not the
+    # plugins that registered these components are installed
+    method_display: str | None = None
+    backbone_display: str | None = None
+    dataset_display: str | None = None
     seed: int
     epochs: int
     config: dict[str, Any]
@@ -72,14 +79,6 @@ class RunRecord(_Model):
     provenance: Provenance
     protocol: str = PROTOCOL
     artifacts: dict[str, str] = {}
-
-
-def write_record(record: RunRecord, results_dir: Path) -> Path:
-    """Write ``<results_dir>/<run_id>.json`` atomically: a reader sees the old file or the new."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{record.run_id}.json"
-    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
-    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -173,3 +173,14 @@ def gather_shards(part: torch.Tensor, n: int) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(world_size())]
     dist.all_gather(parts, padded)
     return torch.cat([p[:base + (1 if r < extra else 0)] for r, p in enumerate(parts)])
+
+
+def shared_token() -> str:
+    """A fresh random token, the same on every process (rank 0's): names one attempt of a
+    run, so that processes agree on what they are failing, without comparing timestamps."""
+    import uuid
+
+    token = [uuid.uuid4().hex]
+    if is_distributed():
+        dist.broadcast_object_list(token, src=0)
+    return token[0]

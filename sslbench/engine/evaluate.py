@@ -7,6 +7,7 @@ picked on the test split.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -14,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbench.core.catalog import Catalog
 from sslbench.core.components import Split
 from sslbench.core.config import EvalConfig, LinearConfig, ViewSpec
 from sslbench.engine import distributed
 from sslbench.engine.augment import augment_view, prepare_eval
 from sslbench.engine.device import autocast
 from sslbench.engine.monitor import MetricsLog, Reporter
-from sslbench.engine.optim import base_lr, build_optimizer, build_schedule, set_lr
+from sslbench.engine.optim import Optimization, set_lr
+from sslbench.errors import TrainingError
 
 
 @dataclass
@@ -32,24 +33,49 @@ class EvalResult:
     seconds: float
 
 
+
+@dataclass
+class EvalData:
+    """The labelled splits an evaluation fits on (``train``, already subset) and reports on."""
+
+    train: Split
+    test: Split
+    num_classes: int
+    hflip: bool = True  # False where a mirror image changes the class (digits)
+
+
+@dataclass
+class EvalPlan:
+    """How to evaluate: the ``eval`` config, its resolved linear-probe optimization, a seed,
+    and where the per-epoch figures go."""
+
+    cfg: EvalConfig
+    linear: Optimization
+    seed: int
+    metrics: MetricsLog
+    reporter: Reporter
+
+
 @torch.no_grad()
-def extract_features(backbone: nn.Module, split: Split, image_size: int, mean, std,
-                     device: torch.device, dtype=None, batch_size: int = 512) -> torch.Tensor:
+def extract_features(encoder: FrozenEncoder, split: Split,
+                     batch_size: int = 512) -> torch.Tensor:
     """Features ``[N, D]`` (float32, on ``device``) of the frozen backbone in eval mode.
 
     Under torchrun each process computes a contiguous shard and every process gets all ``N``
     features back in order; kNN and the linear probe then run on every process alike (same
     seeds, same result; rank 0 records it), so no process waits idle for another.
     """
-    backbone.eval()
+    e = encoder
+    e.backbone.eval()
     chunks = []
     lo, hi = distributed.shard(len(split))
     for start in range(lo, hi, batch_size):
-        images = split.images[start:min(start + batch_size, hi)].to(device)
-        x = prepare_eval(images, image_size, mean, std)
-        with autocast(device, dtype):
-            chunks.append(backbone(x.contiguous(memory_format=torch.channels_last)).float())
-    part = torch.cat(chunks) if chunks else torch.zeros(0, backbone.feature_dim, device=device)
+        images = split.images[start:min(start + batch_size, hi)].to(e.device)
+        x = prepare_eval(images, e.image_size, e.mean, e.std)
+        with autocast(e.device, e.dtype):
+            chunks.append(e.backbone(x.contiguous(memory_format=torch.channels_last)).float())
+    part = (torch.cat(chunks) if chunks
+            else torch.zeros(0, e.backbone.feature_dim, device=e.device))
     return distributed.gather_shards(part, len(split))
 
 
@@ -79,9 +105,8 @@ def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> list[int]:
     return [int(hits[:, :k].any(dim=1).sum()) for k in ks]
 
 
-def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: LinearConfig,
-                 catalog: Catalog, seed: int, metrics: MetricsLog,
-                 reporter: Reporter) -> tuple[float, float]:
+def linear_probe(train_x, train_y, test_x, test_y, num_classes: int,
+                 plan: EvalPlan) -> tuple[float, float]:
     """Train a linear classifier on cached, standardised features; return final (Acc@1, Acc@5).
 
     Features are standardised with the train split's mean and std (test uses the same numbers),
@@ -90,13 +115,14 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int, cfg: Linear
     scale = standardiser(train_x)
     train_x, test_x = scale(train_x), scale(test_x)
 
+    size = plan.cfg.linear.batch_size
+
     def batches(order):
-        for start in range(0, len(order), cfg.batch_size):
-            index = order[start:start + cfg.batch_size]
+        for start in range(0, len(order), size):
+            index = order[start:start + size]
             yield train_x[index], train_y[index]
 
-    return train_linear(batches, len(train_x), test_x, test_y, num_classes, cfg, catalog, seed,
-                        metrics, reporter)
+    return train_linear(batches, len(train_x), test_x, test_y, num_classes, plan)
 
 
 @dataclass
@@ -111,10 +137,8 @@ class FrozenEncoder:
     dtype: torch.dtype | None = None
 
 
-def linear_probe_augmented(encoder: FrozenEncoder, train: Split, train_x, test_x, test_y,
-                           num_classes: int, cfg: LinearConfig, catalog: Catalog, seed: int,
-                           metrics: MetricsLog, reporter: Reporter,
-                           hflip: bool = True) -> tuple[float, float]:
+def linear_probe_augmented(encoder: FrozenEncoder, data: EvalData, train_x, test_x, test_y,
+                           plan: EvalPlan) -> tuple[float, float]:
     """Linear probe with training augmentation: a fresh random resized crop + flip of every
     train image each epoch, through the frozen backbone (eval mode), as in the original's
     ``main_linear.py`` (torchvision's ``RandomResizedCrop`` defaults: scale 0.08-1, ratio 3/4-4/3;
@@ -123,23 +147,24 @@ def linear_probe_augmented(encoder: FrozenEncoder, train: Split, train_x, test_x
     ``train_x`` are the un-augmented train features: their mean and std standardise every
     augmented batch (the same scaling as the cached probe, so the same lr works for both).
     """
-    spec = ViewSpec(scale=(0.08, 1.0), flip=0.5 if hflip else 0.0, jitter_p=0.0, grayscale_p=0.0)
+    spec = ViewSpec(scale=(0.08, 1.0), flip=0.5 if data.hflip else 0.0, jitter_p=0.0,
+                    grayscale_p=0.0)
     scale = standardiser(train_x)
-    images, labels = train.images.to(encoder.device), train.labels.to(encoder.device)
-    gen = torch.Generator(encoder.device).manual_seed(seed)
+    images, labels = data.train.images.to(encoder.device), data.train.labels.to(encoder.device)
+    gen = torch.Generator(encoder.device).manual_seed(plan.seed)
     encoder.backbone.eval()
+    size = plan.cfg.linear.batch_size
 
     def batches(order):
-        for start in range(0, len(order), cfg.batch_size):
-            index = order[start:start + cfg.batch_size]
+        for start in range(0, len(order), size):
+            index = order[start:start + size]
             x = augment_view(images[index], spec, encoder.image_size, encoder.mean, encoder.std,
                              gen)
             with torch.no_grad(), autocast(encoder.device, encoder.dtype):
                 features = encoder.backbone(x.contiguous(memory_format=torch.channels_last))
             yield scale(features.float()), labels[index]
 
-    return train_linear(batches, len(train), scale(test_x), test_y, num_classes, cfg, catalog,
-                        seed, metrics, reporter)
+    return train_linear(batches, len(data.train), scale(test_x), test_y, data.num_classes, plan)
 
 
 def standardiser(train_x: torch.Tensor):
@@ -148,18 +173,19 @@ def standardiser(train_x: torch.Tensor):
     return lambda x: (x - mu) / sigma
 
 
-def train_linear(batches, n_train: int, test_x, test_y, num_classes: int, cfg: LinearConfig,
-                 catalog: Catalog, seed: int, metrics: MetricsLog,
-                 reporter: Reporter) -> tuple[float, float]:
+def train_linear(batches, n_train: int, test_x, test_y, num_classes: int,
+                 plan: EvalPlan) -> tuple[float, float]:
     """The linear-probe loop shared by both variants; ``batches(order)`` yields ``(x, y)``
-    feature batches of one epoch in the given order of train indices."""
-    torch.manual_seed(seed)
+    feature batches of one epoch in the given order of train indices. A non-finite train or
+    test loss stops it: chance accuracy from a diverged probe is not a result."""
+    cfg: LinearConfig = plan.cfg.linear
+    metrics, reporter = plan.metrics, plan.reporter
+    torch.manual_seed(plan.seed)
     head = nn.Linear(test_x.shape[1], num_classes).to(test_x.device)
     steps_per_epoch = max(1, -(-n_train // cfg.batch_size))
-    optimizer = build_optimizer(catalog, head, cfg.optimizer, cfg.batch_size)
-    lr_at = build_schedule(catalog, cfg.schedule, base_lr(cfg.optimizer, cfg.batch_size),
-                           steps_per_epoch * cfg.epochs, steps_per_epoch)
-    gen = torch.Generator().manual_seed(seed)
+    optimizer = plan.linear.build_optimizer(head)
+    lr_at = plan.linear.build_schedule(steps_per_epoch * cfg.epochs, steps_per_epoch)
+    gen = torch.Generator().manual_seed(plan.seed)
     acc1 = acc5 = 0.0
     reporter.start("linear", cfg.epochs)
     try:
@@ -167,6 +193,10 @@ def train_linear(batches, n_train: int, test_x, test_y, num_classes: int, cfg: L
             order = torch.randperm(n_train, generator=gen).to(test_x.device)
             loss = _linear_epoch(head, optimizer, lr_at, batches(order), epoch * steps_per_epoch)
             test_loss, acc1, acc5 = _linear_test(head, test_x, test_y)
+            if not (math.isfinite(loss) and math.isfinite(test_loss)):
+                raise TrainingError(f"linear probe diverged at epoch {epoch + 1}: train loss "
+                                    f"{loss}, test loss {test_loss}; lower eval.linear."
+                                    f"optimizer.lr (now {cfg.optimizer.lr:g})")
             metrics.write(phase="linear", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
                           loss=loss, lr=lr_at((epoch + 1) * steps_per_epoch - 1),
                           test_loss=test_loss, test_acc1=acc1, test_acc5=acc5)
@@ -205,26 +235,29 @@ def _linear_test(head, x, y) -> tuple[float, float, float]:
     return loss, 100.0 * c1 / len(y), 100.0 * c5 / len(y)
 
 
-def evaluate(backbone: nn.Module, train: Split, test: Split, num_classes: int, image_size: int,
-             mean, std, cfg: EvalConfig, catalog: Catalog, device: torch.device, dtype,
-             seed: int, metrics: MetricsLog, reporter: Reporter,
-             hflip: bool = True) -> EvalResult:
-    """kNN and linear probe of the frozen ``backbone``; ``train`` is already subset if asked.
-
-    ``cfg.linear.cached`` selects the probe on cached features, else the augmented one
-    (``hflip=False`` where a mirror image changes the class)."""
+def evaluate(encoder: FrozenEncoder, data: EvalData, plan: EvalPlan) -> EvalResult:
+    """kNN and linear probe of the frozen backbone; ``plan.cfg.linear.cached`` selects the
+    probe on cached features, else the augmented one."""
     start = time.perf_counter()
-    train_x = extract_features(backbone, train, image_size, mean, std, device, dtype)
-    test_x = extract_features(backbone, test, image_size, mean, std, device, dtype)
-    train_y, test_y = train.labels.to(device), test.labels.to(device)
-    knn = knn_accuracy(train_x, train_y, test_x, test_y, num_classes, cfg.knn_k,
+    train_x, test_x = extract_features(encoder, data.train), extract_features(encoder, data.test)
+    check_features(train_x, "train")
+    check_features(test_x, "test")
+    train_y, test_y = data.train.labels.to(encoder.device), data.test.labels.to(encoder.device)
+    cfg = plan.cfg
+    knn = knn_accuracy(train_x, train_y, test_x, test_y, data.num_classes, cfg.knn_k,
                        cfg.knn_temperature)
     acc1 = acc5 = None
     if cfg.linear.epochs > 0 and cfg.linear.cached:
-        acc1, acc5 = linear_probe(train_x, train_y, test_x, test_y, num_classes, cfg.linear,
-                                  catalog, seed, metrics, reporter)
+        acc1, acc5 = linear_probe(train_x, train_y, test_x, test_y, data.num_classes, plan)
     elif cfg.linear.epochs > 0:
-        encoder = FrozenEncoder(backbone, image_size, mean, std, device, dtype)
-        acc1, acc5 = linear_probe_augmented(encoder, train, train_x, test_x, test_y, num_classes,
-                                            cfg.linear, catalog, seed, metrics, reporter, hflip)
+        acc1, acc5 = linear_probe_augmented(encoder, data, train_x, test_x, test_y, plan)
     return EvalResult(acc1, acc5, knn, time.perf_counter() - start)
+
+
+def check_features(x: torch.Tensor, split: str) -> None:
+    """Diverged weights give NaN/inf features while a pretraining loss can stay bounded: stop
+    here rather than report chance accuracy as a result."""
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise TrainingError(f"evaluation: {bad} of {x.numel()} {split} feature values are not "
+                            "finite (the backbone's weights diverged during pretraining)")

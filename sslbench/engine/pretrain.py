@@ -24,15 +24,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sslbench.core.catalog import Catalog
 from sslbench.core.components import Split
 from sslbench.core.config import RunConfig, ViewSpec
 from sslbench.engine import distributed
 from sslbench.engine.augment import BatchAugment
 from sslbench.engine.checkpoint import rng_states, save_checkpoint, set_rng_states
-from sslbench.engine.device import autocast, autocast_dtype, make_scaler
+from sslbench.engine.device import autocast, make_scaler
 from sslbench.engine.monitor import MetricsLog, Reporter
-from sslbench.engine.optim import base_lr, build_optimizer, build_schedule, set_lr
+from sslbench.engine.optim import Optimization, set_lr
 from sslbench.errors import Interrupted, SSLBenchError, TrainingError, UsageError
 
 WARMUP_STEPS = 3  # steps excluded from the images/s figure (allocator, caches, autotuning)
@@ -48,11 +47,13 @@ class PretrainResult:
 
 @dataclass
 class Context:
-    """What the loop needs besides the model and the data."""
+    """What the loop needs besides the model and the data: built objects, never names."""
 
     cfg: RunConfig
-    catalog: Catalog
+    optimization: Optimization  # the pretraining optimizer and lr schedule, resolved
     device: torch.device
+    dtype: torch.dtype | None  # autocast dtype, decided once per run (None: fp32)
+    needs_labels: bool
     views: list[ViewSpec]
     image_size: int
     mean: tuple[float, ...]
@@ -82,6 +83,7 @@ class _Loop:
     epoch_loss: torch.Tensor | None = None  # sum of this epoch's step losses, on the device
     interval_loss: torch.Tensor | None = None  # sum since the last log
     interval: int = 0  # steps since the last log
+    clean: torch.Tensor | None = None  # steps of this interval before its first non-finite loss
     interrupted: bool = False  # Ctrl-C seen: checkpoint and stop after this step
 
 
@@ -102,12 +104,11 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
     if ctx.cfg.runtime.compile:  # the method's forward (and its backward via AOTAutograd)
         loop.model = torch.compile(loop.model)
     images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
-    needs_labels = getattr(method, "needs_labels", False)
     ctx.reporter.start("pretrain", loop.total_steps)
     try:
         with _deferred_interrupt(loop):
             while loop.epoch < ctx.cfg.pretrain.epochs:
-                _run_epoch(method, loop, images, labels if needs_labels else None, ctx)
+                _run_epoch(method, loop, images, labels if ctx.needs_labels else None, ctx)
                 loop.epoch += 1
                 _checkpoint(loop, method, ctx)
                 _stop_if_interrupted(loop, ctx)
@@ -127,15 +128,13 @@ def _setup(method: nn.Module, split: Split, ctx: Context) -> _Loop:
                          f"evenly over the {distributed.world_size()} processes")
     steps_per_epoch = len(split) // p.batch_size  # drop the last partial batch
     total = steps_per_epoch * p.epochs
-    dtype = autocast_dtype(ctx.device, ctx.cfg.runtime.precision)
     # each process draws its own augmentations (rank 0 draws those of a single-process run)
     gen = torch.Generator(ctx.device).manual_seed(_rank_seed(ctx.cfg.seed))
     augment = BatchAugment(ctx.views, ctx.image_size, ctx.mean, ctx.std, gen,
                            ctx.cfg.runtime.channels_last)
-    optimizer = build_optimizer(ctx.catalog, method, p.optimizer, p.batch_size)
-    lr_at = build_schedule(ctx.catalog, p.schedule, base_lr(p.optimizer, p.batch_size), total,
-                           steps_per_epoch)
-    return _Loop(optimizer, make_scaler(ctx.device, dtype), augment, lr_at, steps_per_epoch,
+    optimizer = ctx.optimization.build_optimizer(method)
+    lr_at = ctx.optimization.build_schedule(total, steps_per_epoch)
+    return _Loop(optimizer, make_scaler(ctx.device, ctx.dtype), augment, lr_at, steps_per_epoch,
                  total)
 
 
@@ -160,6 +159,7 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
     if first == 0 or loop.epoch_loss is None:  # mid-epoch, the sums come from the checkpoint
         loop.epoch_loss = torch.zeros((), device=ctx.device)
         loop.interval_loss, loop.interval = torch.zeros((), device=ctx.device), 0
+    loop.clean = torch.zeros((), dtype=torch.long, device=ctx.device)
     tick = time.perf_counter()
     for i in range(first, loop.steps_per_epoch):
         index = _batch_index(order, i, p.batch_size)
@@ -167,6 +167,7 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
                                  None if labels is None else labels[index], ctx)
         loop.epoch_loss += loss
         loop.interval_loss += loss
+        loop.clean += torch.isfinite(loop.interval_loss)  # a NaN or inf sum stays non-finite
         loop.step += 1
         loop.interval += 1
         last = i == loop.steps_per_epoch - 1
@@ -174,6 +175,7 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
         if loop.step % p.log_every == 0 or loop.step == WARMUP_STEPS or last:
             tick = _log(loop, loop.interval_loss / loop.interval, logs, loop.interval, tick, ctx)
             loop.interval_loss.zero_()
+            loop.clean.zero_()
             loop.interval = 0
         if not last:  # the epoch's end checkpoints (and stops) in pretrain()
             if loop.interrupted or (ctx.checkpoint_every
@@ -188,8 +190,7 @@ def _train_step(method, loop: _Loop, x, y, ctx: Context):
     lr = loop.lr_at(loop.step)
     set_lr(loop.optimizer, lr)
     views = loop.augment(x)
-    dtype = autocast_dtype(ctx.device, ctx.cfg.runtime.precision)
-    with autocast(ctx.device, dtype):
+    with autocast(ctx.device, ctx.dtype):
         loss, logs = (method if loop.model is None else loop.model)(views, y)
     loop.optimizer.zero_grad(set_to_none=True)
     loop.scaler.scale(loss).backward()
@@ -208,11 +209,13 @@ def _log(loop: _Loop, mean_loss, logs, steps: int, tick: float, ctx: Context) ->
     """
     loss = distributed.average(mean_loss).item()
     if not math.isfinite(loss):
+        first = loop.step - steps + int(loop.clean) + 1  # the step whose loss was not finite
         bad = [k for k, v in logs.items() if not torch.isfinite(v).all()] or ["loss"]
+        hint = "lower the learning rate" + (
+            "" if ctx.dtype is None else " or use --set runtime.precision=fp32")
         raise TrainingError(
-            f"non-finite loss ({loss}) at step {loop.step}, epoch {loop.epoch + 1}: "
-            f"{', '.join(bad)} not finite; lower the learning rate or use "
-            f"--set runtime.precision=fp32")
+            f"non-finite loss at step {first}, epoch {loop.epoch + 1} ({', '.join(bad)} not "
+            f"finite at the step logged last, {loop.step}); {hint}")
     now = time.perf_counter()
     images = steps * ctx.cfg.pretrain.batch_size
     ips = images / max(now - tick, 1e-9)

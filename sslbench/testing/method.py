@@ -11,7 +11,6 @@ values; and, if the method names where its stop-gradient sits, no gradient bypas
 
 from __future__ import annotations
 
-import inspect
 import io
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sslbench.core.components import method_trait
+from sslbench.core.components import MethodTraits
 from sslbench.core.config import deep_merge
 from sslbench.testing.tiny import backbone_factory, expect, fail, resolve
 
@@ -39,6 +38,10 @@ def check_method(method: Any, *, backbone: Any = None, image_size: int = 16,
     """
     name, cls = resolve("methods", method, catalog)
     where = f"check_method({name!r})"
+    try:
+        traits = MethodTraits.of(cls)  # what registration checks: a plugin fails it there too
+    except ValueError as exc:
+        raise fail(f"{where} contract", str(exc)) from None
     make_backbone = backbone_factory(backbone, catalog)
     config = _method_options(cls, recipe, options)
 
@@ -49,7 +52,7 @@ def check_method(method: Any, *, backbone: Any = None, image_size: int = 16,
     model = build(seed)
     expect(isinstance(getattr(model, "backbone", None), nn.Module), where,
            "the method must keep its backbone as `self.backbone` (evaluation reads it)")
-    if not method_trait(cls, "pretrains"):
+    if not traits.pretrains:
         return
     batch = _Batch(cls, image_size, batch_size, num_classes, seed)
     loss = _loss(model, batch.views, batch.labels, seed, f"{where} loss")
@@ -74,33 +77,31 @@ class _Batch:
                  constant: bool = False) -> None:
         gen = torch.Generator().manual_seed(seed)
         self.views = []
-        for spec in method_trait(cls, "views"):
+        traits = MethodTraits.of(cls)
+        for spec in traits.views:
             size = max(4, round(spec.size * image_size))
             for _ in range(spec.count):
                 shape = (batch_size, 3, size, size)
                 self.views.append(torch.full(shape, 0.5) if constant
                                   else torch.randn(shape, generator=gen))
         self.labels = None
-        if method_trait(cls, "needs_labels"):
+        if traits.needs_labels:
             self.labels = torch.arange(batch_size) % min(num_classes, max(1, batch_size // 2))
 
 
 def _method_options(cls, recipe: str | None, options: dict | None) -> dict:
-    recipes = method_trait(cls, "recipes")
+    recipes = MethodTraits.of(cls).recipes
     layers = [recipes.get("*", {}), recipes.get(recipe, {}) if recipe else {}]
     merged = deep_merge({}, *(layer.get("method", {}) for layer in layers), options or {})
     return merged
 
 
 def _build(cls, backbone: nn.Module, options: dict, num_classes: int, where: str) -> nn.Module:
-    config_cls = getattr(cls, "Config", None)
-    if config_cls is None and options:
+    traits = MethodTraits.of(cls)
+    if traits.config is None and options:
         raise fail(where, f"options {sorted(options)} given but the method has no Config")
-    args = (backbone, config_cls(**options)) if config_cls else (backbone,)
-    kwargs = {}
-    if "num_classes" in inspect.signature(cls).parameters:
-        kwargs["num_classes"] = num_classes
-    model = cls(*args, **kwargs)
+    config = traits.config(**options) if traits.config is not None else None
+    model = traits.build(cls, backbone, config, num_classes)  # as the engine builds it
     expect(isinstance(model, nn.Module), where, "a method must be an nn.Module")
     model.train()
     if hasattr(model, "on_epoch_start"):

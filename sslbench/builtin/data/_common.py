@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sslbench.core.components import Split
-from sslbench.errors import DataError
+from sslbench import DataError, Split
 
 
 def split_from_arrays(images: np.ndarray | torch.Tensor, labels) -> Split:

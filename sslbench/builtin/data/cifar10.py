@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sslbench import hookimpl
-from sslbench.builtin.data._common import channel_stats, corrupt, missing, split_from_arrays
-from sslbench.core.components import DatasetSplits
+from sslbench import DatasetSplits, hookimpl
+
+from ._common import channel_stats, corrupt, missing, split_from_arrays
 
 FOLDER = "cifar-10-batches-py"
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]

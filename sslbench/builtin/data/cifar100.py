@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sslbench import hookimpl
-from sslbench.builtin.data.cifar10 import load_torchvision_cifar
-from sslbench.core.components import DatasetSplits
+from sslbench import DatasetSplits, hookimpl
+
+from .cifar10 import load_torchvision_cifar
 
 FOLDER = "cifar-100-python"
 FILES = ["train", "test", "meta"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sslbench import hookimpl
-from sslbench.builtin.data._common import channel_stats, split_from_arrays
-from sslbench.core.components import DatasetSplits
+from sslbench import DatasetSplits, hookimpl
+
+from ._common import channel_stats, split_from_arrays
 
 # CPU-sized defaults: the native 8 px (upsampling adds compute, not information), no mirror
 # flips (a mirrored digit is another symbol or none), a short schedule. See README "Recipes".

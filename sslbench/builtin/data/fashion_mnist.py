@@ -12,9 +12,9 @@ import gzip
 import shutil
 from pathlib import Path
 
-from sslbench import hookimpl
-from sslbench.builtin.data._common import channel_stats, corrupt, missing, split_from_arrays
-from sslbench.core.components import DatasetSplits
+from sslbench import DatasetSplits, hookimpl
+
+from ._common import channel_stats, corrupt, missing, split_from_arrays
 
 SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import torch
 
-from sslbench import hookimpl
-from sslbench.builtin.data._common import channel_stats
-from sslbench.core.components import DatasetSplits, Split
-from sslbench.errors import DataError
+from sslbench import DataError, DatasetSplits, Split, hookimpl
+
+from ._common import channel_stats
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 96

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sslbench import hookimpl
-from sslbench.builtin.data._common import channel_stats, corrupt, missing, split_from_arrays
-from sslbench.core.components import DatasetSplits
-from sslbench.errors import DataError
+from sslbench import DataError, DatasetSplits, hookimpl
+
+from ._common import channel_stats, corrupt, missing, split_from_arrays
 
 FOLDER = "stl10_binary"
 FILES = ["train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin"]

@@ -17,10 +17,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.engine.distributed import gather
-from sslbench.heads import mlp
+from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
 
 def standardise(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -43,6 +40,7 @@ def redundancy_reduction(c: torch.Tensor) -> torch.Tensor:
     return off_diagonal.pow(2).sum()
 
 
+@fp32_loss
 def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3):
     """``(loss, invariance, redundancy_reduction)`` for embeddings ``[N, D]`` of two views."""
     c = cross_correlation(z1, z2)

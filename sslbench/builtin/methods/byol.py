@@ -15,12 +15,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.ema import cosine_momentum, ema_update, frozen_copy
-from sslbench.heads import mlp
+from sslbench import (
+    StrictModel,
+    ViewSpec,
+    cosine_momentum,
+    ema_update,
+    fp32_loss,
+    frozen_copy,
+    hookimpl,
+    mlp,
+)
 
 
+@fp32_loss
 def regression_loss(q: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``||q/|q| - z/|z|||^2 = 2 - 2 cos(q, z)`` averaged over the batch; z is a constant.
 

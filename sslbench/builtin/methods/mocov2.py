@@ -23,12 +23,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.ema import ema_update, frozen_copy
-from sslbench.engine.distributed import gather
+from sslbench import (
+    RingBuffer,
+    StrictModel,
+    ViewSpec,
+    ema_update,
+    fp32_loss,
+    frozen_copy,
+    gather,
+    hookimpl,
+)
 
 
+@fp32_loss
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
              temperature: float = 0.2) -> torch.Tensor:
     """InfoNCE of queries ``[N, D]`` against their keys ``[N, D]`` (positives, stop-gradient)
@@ -39,15 +46,6 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
     l_neg = q @ queue.detach().float().T  # [N, K]
     logits = torch.cat([l_pos, l_neg], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
-
-
-@torch.no_grad()
-def enqueue(queue: torch.Tensor, ptr: torch.Tensor, keys: torch.Tensor) -> None:
-    """Replace the oldest keys of the ring buffer ``queue`` ``[K, D]`` by ``keys`` ``[N, D]``."""
-    keys = keys[-len(queue):]  # a batch larger than the queue keeps its last K keys
-    index = (ptr + torch.arange(len(keys), device=queue.device)) % len(queue)
-    queue[index] = keys.to(queue.dtype)
-    ptr.copy_((ptr + len(keys)) % len(queue))
 
 
 def moco_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
@@ -97,9 +95,8 @@ class MoCoV2(nn.Module):
         self.projector = moco_head(backbone.feature_dim, cfg.proj_hidden_dim, cfg.proj_dim)
         self.key_backbone = frozen_copy(backbone)
         self.key_projector = frozen_copy(self.projector)
-        self.register_buffer("queue", F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim),
-                                                  dim=1))
-        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        # negatives: the newest keys, starting from random unit vectors (as in the paper)
+        self.queue = RingBuffer(cfg.queue_size, cfg.proj_dim, random=True)
 
     def keys(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -108,7 +105,7 @@ class MoCoV2(nn.Module):
     def forward(self, views, labels=None):
         v1, v2 = views[:2]
         q1, k2 = self.projector(self.backbone(v1)), self.keys(v2)
-        queue = self.queue.clone()  # the update below must not touch what backward needs
+        queue = self.queue.items.clone()  # the push below must not touch what backward needs
         if self.cfg.symmetric:
             q2, k1 = self.projector(self.backbone(v2)), self.keys(v1)
             loss = (info_nce(q1, k2, queue, self.cfg.temperature)
@@ -117,7 +114,7 @@ class MoCoV2(nn.Module):
         else:
             loss = info_nce(q1, k2, queue, self.cfg.temperature)
             new_keys = k2
-        enqueue(self.queue, self.queue_ptr, gather(new_keys))
+        self.queue.push(gather(new_keys))
         return loss, {"info_nce": loss.detach()}
 
     def after_step(self, step: int, total_steps: int) -> None:

@@ -19,12 +19,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.engine.distributed import gather
-from sslbench.heads import mlp
+from sslbench import RingBuffer, StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
 
+@fp32_loss
 @torch.no_grad()
 def nearest_neighbour(z: torch.Tensor, support: torch.Tensor,
                       filled: torch.Tensor | int | None = None) -> torch.Tensor:
@@ -39,6 +37,7 @@ def nearest_neighbour(z: torch.Tensor, support: torch.Tensor,
     return support[sim.argmax(dim=1)].float()
 
 
+@fp32_loss
 def nnclr_loss(nn_z: torch.Tensor, p: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """Cross entropy of ``NN(z_i) . p_k / tau`` with target k = i, averaged over i
     (``nn_z``, ``p``: ``[N, D]``; both normalised here)."""
@@ -92,15 +91,13 @@ class NNCLR(nn.Module):
         self.projector = mlp(backbone.feature_dim, cfg.proj_hidden_dim, cfg.proj_dim,
                              layers=3, last_bn=True)
         self.predictor = mlp(cfg.proj_dim, cfg.pred_hidden_dim, cfg.proj_dim)
-        self.register_buffer("support", torch.zeros(cfg.support_size, cfg.proj_dim))
-        self.register_buffer("support_ptr", torch.zeros((), dtype=torch.long))
-        self.register_buffer("support_filled", torch.zeros((), dtype=torch.long))
+        self.support = RingBuffer(cfg.support_size, cfg.proj_dim)  # FIFO of past embeddings
 
     @torch.no_grad()
     def neighbours(self, z: torch.Tensor) -> torch.Tensor:
         """NN of each embedding among the filled support set (itself while it is empty)."""
-        nn_z = nearest_neighbour(z, self.support, self.support_filled)
-        return torch.where(self.support_filled > 0, nn_z, F.normalize(z.float(), dim=1))
+        nn_z = nearest_neighbour(z, self.support.items, self.support.filled)
+        return torch.where(self.support.filled > 0, nn_z, F.normalize(z.float(), dim=1))
 
     def forward(self, views, labels=None):
         z1, z2 = (self.projector(self.backbone(v)) for v in views[:2])
@@ -109,18 +106,9 @@ class NNCLR(nn.Module):
         # cross-batch: the other images of the global batch are the negatives
         loss = (nnclr_loss(gather(nn1), gather(p2), self.cfg.temperature)
                 + nnclr_loss(gather(nn2), gather(p1), self.cfg.temperature)) / 2
-        self.update_support(gather(F.normalize(z1.detach().float(), dim=1)))
+        self.support.push(gather(F.normalize(z1.detach().float(), dim=1)))
         return loss, {"nnclr": loss.detach()}
 
-    @torch.no_grad()
-    def update_support(self, z: torch.Tensor) -> None:
-        """FIFO: the newest embeddings replace the oldest."""
-        size = self.cfg.support_size
-        z = z[-size:]
-        index = (self.support_ptr + torch.arange(len(z), device=z.device)) % size
-        self.support[index] = z.to(self.support.dtype)
-        self.support_ptr.copy_((self.support_ptr + len(z)) % size)
-        self.support_filled.add_(len(z)).clamp_(max=size)
 
 
 @hookimpl

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel
+from sslbench import StrictModel, hookimpl
 
 
 class RandomConfig(StrictModel):

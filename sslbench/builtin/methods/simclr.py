@@ -12,12 +12,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.engine.distributed import gather
-from sslbench.heads import mlp
+from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
 
+@fp32_loss
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """Normalised temperature-scaled cross entropy, averaged over all 2N anchors.
 

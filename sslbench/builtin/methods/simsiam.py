@@ -13,11 +13,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.heads import mlp
+from sslbench import StrictModel, ViewSpec, fp32_loss, hookimpl, mlp
 
 
+@fp32_loss
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``D(p, z) = -cos(p, stopgrad(z))``, averaged over the batch (``[N, D]`` each)."""
     return -F.cosine_similarity(p.float(), z.detach().float(), dim=1).mean()

@@ -19,10 +19,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.engine.distributed import gather
-from sslbench.heads import mlp
+from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
 
 def positive_mask(labels: torch.Tensor) -> torch.Tensor:
@@ -31,6 +28,7 @@ def positive_mask(labels: torch.Tensor) -> torch.Tensor:
     return same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
 
 
+@fp32_loss
 def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07,
                 base_temperature: float = 0.07) -> torch.Tensor:
     """L_out averaged over all anchors.

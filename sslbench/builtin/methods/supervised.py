@@ -6,8 +6,13 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
+from sslbench import StrictModel, ViewSpec, fp32_loss, hookimpl
+
+
+@fp32_loss
+def classification_loss(logits, labels, label_smoothing: float = 0.0):
+    """Cross-entropy of ``logits`` ``[N, C]`` against ``labels`` ``[N]``, in float32."""
+    return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
 
 
 class SupervisedConfig(StrictModel):
@@ -19,6 +24,7 @@ class Supervised(nn.Module):
 
     Config = SupervisedConfig
     needs_labels = True
+    needs_num_classes = True  # its classifier's width
     views = [ViewSpec(count=1, scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0)]
 
     def __init__(self, backbone: nn.Module, cfg: SupervisedConfig, num_classes: int) -> None:
@@ -29,7 +35,7 @@ class Supervised(nn.Module):
 
     def forward(self, views, labels=None):
         logits = self.classifier(self.backbone(views[0]))
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.cfg.label_smoothing)
+        loss = classification_loss(logits, labels, self.cfg.label_smoothing)
         acc = (logits.argmax(1) == labels).float().mean()
         return loss, {"train_acc": acc}
 

@@ -18,12 +18,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from sslbench import hookimpl
-from sslbench.core.config import StrictModel, ViewSpec
-from sslbench.engine import distributed
-from sslbench.heads import mlp
+from sslbench import RingBuffer, StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp, rank
 
 
+@fp32_loss
 @torch.no_grad()
 def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, iterations: int = 3) -> torch.Tensor:
     """Codes ``[B, K]`` for scores ``[B, K]`` (Eq. 3 of the paper, Sinkhorn-Knopp iterations).
@@ -44,6 +42,7 @@ def sinkhorn_knopp(scores: torch.Tensor, eps: float = 0.05, iterations: int = 3)
     return (q * b).T
 
 
+@fp32_loss
 def swapped_prediction(scores: torch.Tensor, codes: torch.Tensor,
                        temperature: float = 0.1) -> torch.Tensor:
     """``-sum_k q_k log softmax(z . c_k / T)`` averaged over the batch (Eq. 2, one term).
@@ -56,8 +55,8 @@ def swapped_prediction(scores: torch.Tensor, codes: torch.Tensor,
 def global_codes(scores: torch.Tensor, batch: int, eps: float, iterations: int) -> torch.Tensor:
     """Codes of the last ``batch`` rows of this process's ``scores`` (queue rows first),
     with the equipartition taken over every process's scores."""
-    codes = sinkhorn_knopp(distributed.gather(scores), eps, iterations)
-    start = distributed.rank() * len(scores)
+    codes = sinkhorn_knopp(gather(scores), eps, iterations)
+    start = rank() * len(scores)
     return codes[start:start + len(scores)][-batch:]
 
 
@@ -119,10 +118,9 @@ class SwAV(nn.Module):
         self.projector = mlp(backbone.feature_dim, cfg.proj_hidden_dim, cfg.proj_dim)
         self.prototypes = nn.Linear(cfg.proj_dim, cfg.num_prototypes, bias=False)
         self.normalize_prototypes()
-        # past embeddings of each assigned view, newest first; part of the checkpoint
-        self.register_buffer("queue", torch.zeros(cfg.assign_views, cfg.queue_length,
-                                                  cfg.proj_dim))
-        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        # past embeddings of each assigned view (row order is irrelevant to Sinkhorn)
+        self.queues = nn.ModuleList(RingBuffer(cfg.queue_length, cfg.proj_dim)
+                                    for _ in range(cfg.assign_views if cfg.queue_length else 0))
         self.queue_active = False
 
     @torch.no_grad()
@@ -159,21 +157,13 @@ class SwAV(nn.Module):
     def codes(self, i: int, scores: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Sinkhorn codes of assigned view ``i``, with the queue's scores once it is full."""
         b = len(scores)
-        if self.queue_active and int(self.queue_filled) >= self.cfg.queue_length:
-            scores = torch.cat([self.prototypes(self.queue[i].to(z.dtype)).float(),
+        if self.queue_active and self.queues[i].is_full():
+            scores = torch.cat([self.prototypes(self.queues[i].items.to(z.dtype)).float(),
                                 scores.float()])
         codes = global_codes(scores, b, self.cfg.sinkhorn_eps, self.cfg.sinkhorn_iterations)
         if self.queue_active:
-            self.enqueue(i, z)
+            self.queues[i].push(z)
         return codes
-
-    @torch.no_grad()
-    def enqueue(self, i: int, z: torch.Tensor) -> None:
-        queue, n = self.queue[i], min(len(z), self.cfg.queue_length)
-        queue[n:] = queue[:len(queue) - n].clone()  # shift older entries back
-        queue[:n] = z[:n].to(queue.dtype)
-        if i == 0:
-            self.queue_filled.add_(n).clamp_(max=self.cfg.queue_length)
 
     def on_epoch_start(self, epoch: int, epochs: int) -> None:
         # frozen prototypes get no gradient (grad None), so the optimizer leaves them alone

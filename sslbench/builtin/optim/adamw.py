@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from sslbench import hookimpl
-from sslbench.builtin.optim.adam import adam_arguments
-from sslbench.core.config import OptimizerConfig
+from sslbench import OptimizerConfig, hookimpl
+
+from .adam import adam_arguments
 
 
 def adamw(named_params, cfg: OptimizerConfig) -> torch.optim.Optimizer:

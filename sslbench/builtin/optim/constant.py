@@ -6,9 +6,9 @@ Warm-up goes linearly from ``warmup_lr`` to the base lr over ``warmup_epochs`` (
 
 from __future__ import annotations
 
-from sslbench import hookimpl
-from sslbench.builtin.optim._options import read_options
-from sslbench.core.config import ScheduleConfig
+from sslbench import ScheduleConfig, hookimpl
+
+from ._options import read_options
 
 
 def warmup_lr_at(step: int, warmup: int, start: float, base: float) -> float:

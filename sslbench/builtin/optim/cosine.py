@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 
-from sslbench import hookimpl
-from sslbench.core.config import ScheduleConfig
+from sslbench import ScheduleConfig, hookimpl
 
 
 def warmup_steps(cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int) -> int:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from sslbench import hookimpl
-from sslbench.builtin.optim._options import positive, read_options
-from sslbench.core.config import OptimizerConfig
+from sslbench import OptimizerConfig, hookimpl
+
+from ._options import positive, read_options
 
 DEFAULTS = {"eta": 0.001}
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from sslbench import hookimpl
-from sslbench.builtin.optim._options import positive, read_options
-from sslbench.builtin.optim.lars import LARS
-from sslbench.core.config import OptimizerConfig
+from sslbench import OptimizerConfig, hookimpl
+
+from ._options import positive, read_options
+from .lars import LARS
 
 DEFAULTS = {"eta": 0.001}
 

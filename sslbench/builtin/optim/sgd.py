@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sslbench import hookimpl
-from sslbench.core.config import OptimizerConfig
+from sslbench import OptimizerConfig, hookimpl
 
 
 def _no_options(cfg: OptimizerConfig) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import bisect
 
-from sslbench import hookimpl
-from sslbench.builtin.optim._options import read_options
-from sslbench.builtin.optim.constant import warmup_lr_at
-from sslbench.core.config import ScheduleConfig
+from sslbench import ScheduleConfig, hookimpl
+
+from ._options import read_options
+from .constant import warmup_lr_at
 
 DEFAULT_FRACTIONS = (0.6, 0.8)
 

@@ -1,7 +1,7 @@
 """A dataset from a folder of ``.npz`` files: bring your own images without writing a plugin.
 
-The folder is ``$SSLBENCH_NPZ_DIR`` if set, else ``<data-dir>/npz`` (``--data-dir``, default
-``~/.cache/sslbench``). It holds ``train.npz`` and ``test.npz`` (and optionally
+The folder is the dataset option ``root`` if given (``--set data.options.root=~/my-images``),
+else ``<data-dir>/npz`` (``--data-dir``, default ``~/.cache/sslbench``). It holds ``train.npz`` and ``test.npz`` (and optionally
 ``unlabeled.npz``, used for pretraining), each with two arrays:
 
 * ``images``: uint8, ``[N, H, W]`` (grey), ``[N, H, W, C]`` or ``[N, C, H, W]`` with C 1 or 3,
@@ -13,19 +13,24 @@ The number of classes is the largest train label + 1; mean and std are computed 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sslbench import DataError, DatasetSplits, Split, hookimpl
-
-ENV = "SSLBENCH_NPZ_DIR"
+from sslbench import DataError, DatasetSplits, Split, StrictModel, hookimpl
 
 
-def npz_folder(data_dir: Path) -> Path:
-    return Path(os.environ[ENV]) if os.environ.get(ENV) else Path(data_dir) / "npz"
+class NpzOptions(StrictModel):
+    """The dataset's options (``--set data.options.<name>=...``), validated by sslbench."""
+
+    root: str | None = None  # the folder of .npz files; None: <data-dir>/npz
+
+
+def npz_folder(data_dir: Path, options: NpzOptions | None = None) -> Path:
+    if options is not None and options.root:
+        return Path(options.root).expanduser()
+    return Path(data_dir) / "npz"
 
 
 def channels_first(images: np.ndarray) -> np.ndarray:
@@ -63,13 +68,15 @@ def read_split(path: Path, labelled: bool = True) -> Split:
                  torch.from_numpy(np.asarray(labels)).long())
 
 
-def load_npz(data_dir: Path, download: bool = False) -> DatasetSplits:
+def load_npz(data_dir: Path, download: bool = False,
+             options: NpzOptions | None = None) -> DatasetSplits:
     """Images from ``train.npz`` / ``test.npz`` (/ ``unlabeled.npz``) in the npz folder."""
-    folder = npz_folder(data_dir)
+    folder = npz_folder(data_dir, options)
     missing = [name for name in ("train.npz", "test.npz") if not (folder / name).is_file()]
     if missing:
         raise DataError(f"npz dataset not found: put {' and '.join(missing)} (arrays 'images', "
-                        f"'labels') in {folder}, or set {ENV}")
+                        f"'labels') in {folder}, or point --set data.options.root= at the "
+                        "folder that holds them")
     train, test = read_split(folder / "train.npz"), read_split(folder / "test.npz")
     unlabeled = None
     if (folder / "unlabeled.npz").is_file():
@@ -86,5 +93,5 @@ def load_npz(data_dir: Path, download: bool = False) -> DatasetSplits:
 
 @hookimpl
 def sslbench_register_datasets(register):
-    register("npz", load_npz, display="NPZ folder",
+    register("npz", load_npz, display="NPZ folder", options=NpzOptions,
              recipe={"pretrain": {"epochs": 10, "batch_size": 64}})

@@ -13,20 +13,33 @@ from sslbench.testing.tiny import expect, resolve
 
 
 def check_dataset(dataset: Any, data_dir: str | Path = ".", *, download: bool = False,
-                  recipe: dict | None = None, catalog=None) -> None:
+                  recipe: dict | None = None, options: Any = None, catalog=None) -> None:
     """Load ``dataset`` (a registered name or a factory) from ``data_dir`` twice and check that
     it returns :class:`DatasetSplits` whose splits hold square uint8 ``[N, C, H, W]`` images
     (C 1 or 3) of one size with labels in ``[0, num_classes)``; mean/std have one positive
     value per channel; the split is the same on every call; and the registered ``recipe``
-    (taken from the catalog for a name) is a valid partial run config."""
+    (taken from the catalog for a name) is a valid partial run config.
+
+    ``options``: the dataset's options (a dict validated by its registered ``options`` model,
+    or a model instance), passed as the factory's third argument as the engine passes them.
+    """
     name, factory = resolve("datasets", dataset, catalog)
     where = f"check_dataset({name!r})"
-    if recipe is None and isinstance(dataset, str):
+    model = None
+    if isinstance(dataset, str):
         from sslbench.core.plugins import load_plugins
 
         entry = (catalog or load_plugins().catalog).entry("datasets", name)
-        recipe = entry.metadata.get("recipe")
-    data = factory(Path(data_dir), download)
+        recipe = entry.metadata.get("recipe") if recipe is None else recipe
+        model = entry.metadata.get("options")
+    if isinstance(options, dict):
+        expect(model is not None, where, "options given, but the dataset declares no options "
+                                         "model (register it with options=Model)")
+        options = model.model_validate(options)
+    elif options is None and model is not None:
+        options = model()  # its defaults, as a run without --set data.options.* gets
+    args = (Path(data_dir), download) + (() if options is None else (options,))
+    data = factory(*args)
     expect(isinstance(data, DatasetSplits), where,
            f"the factory must return DatasetSplits, got {type(data).__name__}")
     expect(isinstance(data.num_classes, int) and data.num_classes >= 2, where,
@@ -42,7 +55,7 @@ def check_dataset(dataset: Any, data_dir: str | Path = ".", *, download: bool = 
         expect(len(values) in (channels, 3), f"{where} {stat}",
                f"{stat} needs one value per channel ({channels}), got {len(values)}")
     expect(all(s > 0 for s in data.std), f"{where} std", f"std must be positive: {data.std}")
-    again = factory(Path(data_dir), download)
+    again = factory(*args)
     expect(torch.equal(again.test.labels, data.test.labels)
            and torch.equal(again.train.images, data.train.images), f"{where} determinism",
            "two loads gave different splits (every run must see the same held-out images)")

@@ -35,8 +35,8 @@ def test_reads_train_and_test_in_both_layouts(tmp_path):
 def test_passes_the_dataset_conformance_check(tmp_path, monkeypatch):
     write(tmp_path / "mine", "train.npz", 12)
     write(tmp_path / "mine", "test.npz", 6, seed=1)
-    monkeypatch.setenv("SSLBENCH_NPZ_DIR", str(tmp_path / "mine"))
-    check_dataset(load_npz, tmp_path)
+    check_dataset("npz", tmp_path, options={"root": str(tmp_path / "mine")},
+                  catalog=load_plugins(autoload=False, extra=[("npz", sslbench_npz)]).catalog)
 
 
 def test_missing_folder_says_where_to_put_the_files(tmp_path):

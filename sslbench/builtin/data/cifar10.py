@@ -14,6 +14,12 @@ from ._common import channel_stats, corrupt, missing, split_from_arrays
 
 FOLDER = "cifar-10-batches-py"
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
+# The linear probe most CIFAR-10 recipes share (the original project's main_linear.py: SGD with
+# Nesterov momentum, lr 0.1, batch 512, 100 epochs); a method whose paper probes otherwise
+# (MoCo v2 and SimSiam: lr 30; SupCon: lr 5) overrides it in its own recipe.
+RECIPE = {"eval": {"linear": {"epochs": 100, "batch_size": 512,
+                              "optimizer": {"name": "sgd_nesterov", "lr": 0.1,
+                                            "weight_decay": 0.0, "momentum": 0.9}}}}
 
 
 def load_cifar10(data_dir: Path, download: bool = False) -> DatasetSplits:
@@ -44,4 +50,4 @@ def load_torchvision_cifar(cls, display, folder, files, num_classes, data_dir, d
 
 @hookimpl
 def sslbench_register_datasets(register):
-    register("cifar10", load_cifar10, display="CIFAR-10")
+    register("cifar10", load_cifar10, display="CIFAR-10", recipe=RECIPE)

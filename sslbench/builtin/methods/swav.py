@@ -105,9 +105,6 @@ class SwAV(nn.Module):
                 "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
                              "final_lr": 0.0},
             },
-            "eval": {"linear": {"epochs": 100, "batch_size": 512,
-                                "optimizer": {"name": "sgd_nesterov", "lr": 0.1,
-                                              "weight_decay": 0.0, "momentum": 0.9}}},
         },
     }
 

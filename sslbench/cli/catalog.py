@@ -13,13 +13,21 @@ import typer
 
 from sslbench.cli import app
 from sslbench.core.catalog import KINDS
-from sslbench.core.plugins import Plugins, load_plugins
 from sslbench.errors import UsageError
 
 if TYPE_CHECKING:
     from sslbench.core.index import Index
+    from sslbench.core.plugins import Plugins
 
 Kind = Enum("Kind", {k: k for k in KINDS}, type=str)
+
+
+def load_plugins(**options) -> Plugins:
+    """The plugin manager's ``load_plugins``, imported on first use (``--help`` never needs it;
+    tests replace this name to install throwaway plugins)."""
+    from sslbench.core.plugins import load_plugins as load_all
+
+    return load_all(**options)
 
 
 def load(strict: bool = False) -> Plugins:

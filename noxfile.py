@@ -1,4 +1,5 @@
-"""nox sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
+"""nox sessions (``nox -l`` lists them): ``lint`` and ``tests`` by default (what CI runs),
+``plugins``, ``bench`` (the speed-ratio gate; see .github/workflows/ci.yml)."""
 
 import os
 

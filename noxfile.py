@@ -1,4 +1,5 @@
-"""nox sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s bench``."""
+"""nox sessions (``nox -l`` lists them): ``lint`` and ``tests`` by default (what CI runs),
+``plugins``, ``bench`` (the speed-ratio gate; see .github/workflows/ci.yml)."""
 
 import os
 
@@ -34,7 +35,7 @@ def plugins(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed suite (benchmarks/test_speed.py), then the ratio check against baseline.json.
+    """Speed suite and CLI start-up benchmarks, then the ratio check against baseline.json.
 
     ``SSLBENCH_BENCH_PRESET`` picks the sizes (cpu: default, a few minutes; smoke; gpu), other
     ``SSLBENCH_BENCH_*`` variables override one size each (see benchmarks/harness.py). Extra
@@ -45,5 +46,6 @@ def bench(session: nox.Session) -> None:
     os.makedirs(".benchmarks", exist_ok=True)  # git-ignored
     out = f".benchmarks/speed-{preset}.json"
     session.run("pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_speed.py",
-                f"--benchmark-json={out}", env={"SSLBENCH_BENCH_PRESET": preset})
+                "benchmarks/test_cli_startup.py", f"--benchmark-json={out}",
+                env={"SSLBENCH_BENCH_PRESET": preset})
     session.run("python", "-m", "benchmarks.compare", out, "--preset", preset, *session.posargs)

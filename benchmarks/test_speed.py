@@ -19,6 +19,7 @@ load of a shared machine drifts over all sides alike.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 import torch
@@ -27,7 +28,8 @@ from benchmarks import classic, harness
 from sslbench.engine.device import autocast_dtype, precision_name
 
 SIZES = harness.Sizes.from_env()
-METHODS = ["simsiam", "simclr"]
+# gpu.sh adds byol; any registered method name works
+METHODS = os.environ.get("SSLBENCH_BENCH_METHODS", "simsiam,simclr").split(",")
 
 
 def warm(fn, n: int = 1) -> None:

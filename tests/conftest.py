@@ -14,10 +14,12 @@ TINY = ["--epochs", "1", "--batch-size", "64", "--set", "data.image_size=8",
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Every test runs in its own folder, with no third-party plugins and no real data cache."""
+    """Every test runs in its own folder, with no third-party plugins, no real data cache and
+    its own catalog index cache."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SSLBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("SSLBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # the catalog index
     torch.set_num_threads(1)  # tiny models: a second thread costs more than it gives
 
 

@@ -27,6 +27,31 @@ def test_regressions_flag_only_ratios_below_tolerance():
     assert compare.regressions({}, baseline, 0.2) == []  # a benchmark not run is not a failure
 
 
+def test_startup_ratios_regress_when_they_grow():
+    baseline = {"test_cli_startup": {"help_vs_python": 4.0}}
+    # lower is better: 5.1 > 4.0 * 1.25 = 5.0 regresses, 4.9 does not, nor does a faster 2.0
+    assert compare.regressions({"test_cli_startup": {"help_vs_python": 4.9}}, baseline,
+                               0.25) == []
+    assert compare.regressions({"test_cli_startup": {"help_vs_python": 2.0}}, baseline,
+                               0.25) == []
+    assert compare.regressions({"test_cli_startup": {"help_vs_python": 5.1}}, baseline, 0.25) \
+        == ["test_cli_startup help_vs_python: 5.100 > baseline 4.000 + 25% (= 5.000)"]
+
+
+@pytest.mark.slow  # the `list` warm-up loads the plugins (torch) once
+def test_cli_startup_benchmark_reports_its_ratios(tmp_path):
+    out = tmp_path / "cli.json"
+    env = {**os.environ, "SSLBENCH_BENCH_CLI_REPEATS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         str(ROOT / "benchmarks" / "test_cli_startup.py"), f"--benchmark-json={out}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = compare.ratios(json.loads(out.read_text()))["test_cli_startup"]
+    assert set(figures) == {"help_vs_python", "list_vs_python"}
+    assert all(math.isfinite(v) and v > 1 for v in figures.values())  # never beats python
+
+
 def test_write_baseline_caps_efficiency_at_one(tmp_path):
     run = {"benchmarks": [{"name": "t", "extra_info": {"efficiency": 1.3, "vs_classic": 1.1}}]}
     (tmp_path / "run.json").write_text(json.dumps(run))

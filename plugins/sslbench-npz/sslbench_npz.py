@@ -1,8 +1,9 @@
 """A dataset from a folder of ``.npz`` files: bring your own images without writing a plugin.
 
 The folder is the dataset option ``root`` if given (``--set data.options.root=~/my-images``),
-else ``<data-dir>/npz`` (``--data-dir``, default ``~/.cache/sslbench``). It holds ``train.npz`` and ``test.npz`` (and optionally
-``unlabeled.npz``, used for pretraining), each with two arrays:
+else ``<data-dir>/npz`` (``--data-dir``, default ``~/.cache/sslbench``). It holds
+``train.npz`` and ``test.npz`` (and optionally ``unlabeled.npz``, used for pretraining), each
+with two arrays:
 
 * ``images``: uint8, ``[N, H, W]`` (grey), ``[N, H, W, C]`` or ``[N, C, H, W]`` with C 1 or 3,
   square;

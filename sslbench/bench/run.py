@@ -24,6 +24,7 @@ from sslbench.bench import plots, provenance
 from sslbench.bench.cell import Cell
 from sslbench.core.components import DatasetSplits, Split
 from sslbench.core.config import RunConfig
+from sslbench.core.paths import default_data_dir
 from sslbench.core.records import Cost, Metrics, RunRecord
 from sslbench.core.store import RecordStore
 from sslbench.engine import device as dev
@@ -35,10 +36,6 @@ from sslbench.engine.pretrain import PretrainResult, pretrain
 from sslbench.errors import SSLBenchError, TrainingError, UsageError
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("SSLBENCH_DATA") or Path.home() / ".cache" / "sslbench")
 
 
 @dataclass

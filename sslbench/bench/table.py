@@ -7,10 +7,12 @@ seeds, with n. Only completed records count; the latest record of a run id wins.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas (~0.7 s to import) loads when a table is built, not for --help
+    import pandas as pd
 
-from sslbench.core.records import RunRecord
+    from sslbench.core.records import RunRecord
 
 START = "<!-- sslbench:results:start -->"
 END = "<!-- sslbench:results:end -->"
@@ -20,6 +22,8 @@ TEXT_COLUMNS = {"Model", "Backbone", "Dataset", "Recipe"}
 
 
 def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = [{
         "run_id": r.run_id, "created": r.created, "config_hash": r.config_hash,
         "method": r.method, "backbone": r.backbone, "dataset": r.dataset, "seed": r.seed,
@@ -72,6 +76,8 @@ SORTS = {"acc1": ("acc1", True), "acc5": ("acc5", True), "knn": ("knn", True),
 def filter_frame(frame: pd.DataFrame, *, dataset: str | None = None,
                  backbone: str | None = None, method: str | None = None) -> pd.DataFrame:
     """Only the rows of the named dataset / backbone / method (``None``: any)."""
+    import pandas as pd
+
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
@@ -81,31 +87,13 @@ def filter_frame(frame: pd.DataFrame, *, dataset: str | None = None,
     return frame[keep]
 
 
-def record_displays(records, fallback: Callable[[], Callable[[str, str], str]] | None = None
-                    ) -> Callable[[str, str], str]:
-    """``display(kind, name)`` from the display names the records carry (schema 2), so a table
-    prints the same with or without the plugins installed. Only for a name no record carries a
-    display name for (records of schema 1) is ``fallback()`` asked for a lookup (the CLI's
-    loads the plugins); without one the name is shown as it is."""
-    known: dict[tuple[str, str], str] = {}
-    missing = False
-    for r in records:
-        for kind, name, shown in (("methods", r.method, r.method_display),
-                                  ("backbones", r.backbone, r.backbone_display),
-                                  ("datasets", r.dataset, r.dataset_display)):
-            if shown:
-                known.setdefault((kind, name), shown)
-            else:
-                missing = True
-    other = fallback() if missing and fallback is not None else (lambda kind, name: name)
-    return lambda kind, name: known.get((kind, name)) or other(kind, name)
-
-
 def summarise(frame: pd.DataFrame, display: Callable[[str, str], str] = lambda k, n: n,
               sort: str = "acc1", reverse: bool = False) -> pd.DataFrame:
     """One row per recipe: mean ± std over seeds; grouped by dataset and backbone, and within
     each group ordered by ``sort`` (best first: highest accuracy, fewest hours), or the other
     way round with ``reverse``. Vectorised: 10,000 records summarise in well under a second."""
+    import pandas as pd
+
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     column, larger_first = SORTS[sort]

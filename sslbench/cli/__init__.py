@@ -42,8 +42,11 @@ def _fail(message: str, code: int):
     sys.exit(code)
 
 
+# Plain (click) help text, not rich's panels: rendering help with rich imports ~65 ms of rich
+# modules, more than the rest of `sslbench --help` (benchmarks/test_cli_startup.py).
 app = typer.Typer(
     cls=_Group, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="sslbench: pretrain with an SSL method, evaluate frozen features, keep the record.",
 )
 
@@ -52,7 +55,9 @@ def main() -> None:
     app(prog_name="sslbench")
 
 
-# Each module adds its commands to ``app`` (imported for that side effect).
+# Each module adds its commands to ``app`` (imported for that side effect). They import heavy
+# things (torch, pandas, ...) inside their command functions only, so that --help, list,
+# plugins, show and table stay fast (tests/test_cli_imports.py).
 from sslbench.cli import catalog as _catalog  # noqa: E402,F401
 from sslbench.cli import eval as _eval  # noqa: E402,F401
 from sslbench.cli import matrix as _matrix  # noqa: E402,F401

@@ -1,19 +1,33 @@
-"""``sslbench list`` and ``sslbench plugins``: what is registered, and by whom."""
+"""``sslbench list`` and ``sslbench plugins``: what is registered, and by whom.
+
+Both read the catalog index (:mod:`sslbench.core.index`): while no plugin changed they print
+without importing a plugin, hence without torch.
+"""
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sslbench.cli import app
 from sslbench.core.catalog import KINDS
-from sslbench.core.plugins import Plugins, load_plugins
 from sslbench.errors import UsageError
 
+if TYPE_CHECKING:
+    from sslbench.core.index import Index
+    from sslbench.core.plugins import Plugins
+
 Kind = Enum("Kind", {k: k for k in KINDS}, type=str)
+
+
+def load_plugins(**options) -> Plugins:
+    """The plugin manager's ``load_plugins``, imported on first use (``--help`` never needs it;
+    tests replace this name to install throwaway plugins)."""
+    from sslbench.core.plugins import load_plugins as load_all
+
+    return load_all(**options)
 
 
 def load(strict: bool = False) -> Plugins:
@@ -24,19 +38,31 @@ def load(strict: bool = False) -> Plugins:
     return plugins
 
 
+def index() -> Index:
+    """The catalog listing, from the cache when it is fresh (see :mod:`sslbench.core.index`)."""
+    from sslbench.core.index import load_index
+
+    return load_index(lambda: load_plugins())  # looked up at call time: tests replace it
+
+
 @app.command("list")
 def list_components(
     kind: Kind | None = typer.Argument(None, help="methods, backbones, optimizers, "
                                                   "schedulers or datasets (default: all)"),
 ) -> None:
     """List registered components (name, plugin, summary)."""
-    plugins = load()
+    from rich.console import Console
+    from rich.table import Table
+
+    listing = index()
+    for failure in listing.failures:
+        typer.echo(f"warning: {failure}", err=True)
     console = Console(width=120)
     for k in [kind.value] if kind else KINDS:
         table = Table(title=k, title_justify="left", show_edge=False)
         for column in ("name", "plugin", "summary"):
             table.add_column(column)
-        for entry in plugins.catalog.entries(k):
+        for entry in listing.entries_of(k):
             source = entry.distribution or entry.plugin.rsplit(".", 1)[-1] + " (built-in)"
             table.add_row(entry.name, source, entry.summary)
         console.print(table)
@@ -51,7 +77,7 @@ def list_plugins(
     Third-party plugins come from the ``sslbench`` entry-point group; set
     SSLBENCH_DISABLE_PLUGIN_AUTOLOAD=1 to load only the built-ins.
     """
-    plugins = load_plugins()
+    plugins = index()
     for info in sorted(plugins.loaded, key=lambda p: (p.builtin, p.name)):
         where = " ".join(filter(None, (info.distribution, info.version))) or "built-in"
         what = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.registered.items())

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from sslbench.bench.eval_run import EvalRecord, evaluate_run
-from sslbench.bench.run import RunOptions, default_data_dir
 from sslbench.cli import app
 from sslbench.cli.catalog import load
+from sslbench.core.paths import default_data_dir
+
+if TYPE_CHECKING:
+    from sslbench.bench.eval_run import EvalRecord
 
 
 @app.command("eval")
@@ -35,6 +38,9 @@ def eval_command(
     Starts from the run's own eval settings; flags and --set eval.* change them. The figures are
     those of the final epoch on the test split. Writes eval-<hash>.json beside the checkpoint.
     """
+    from sslbench.bench.eval_run import evaluate_run
+    from sslbench.bench.run import RunOptions
+
     plugins = load()
     overrides = {"eval.linear.cached": cached, "eval.linear.optimizer.name": optimizer,
                  "eval.linear.optimizer.lr": lr, "eval.linear.epochs": epochs,

@@ -7,9 +7,6 @@ from pathlib import Path
 
 import typer
 
-from sslbench.bench import matrix as matrices
-from sslbench.bench.executors import LocalExecutor, SubmititExecutor
-from sslbench.bench.run import RunOptions
 from sslbench.cli import app
 from sslbench.cli import options as opt
 from sslbench.cli.catalog import load
@@ -52,6 +49,10 @@ def matrix(
     quiet: opt.Quiet = False,
 ) -> None:
     """Run every cell of a matrix (each one `sslbench run`); completed cells are skipped."""
+    from sslbench.bench import matrix as matrices
+    from sslbench.bench.executors import LocalExecutor, SubmititExecutor
+    from sslbench.bench.run import RunOptions
+
     spec = matrices.load_matrix_file(file) if file else matrices.MatrixSpec()
     for attr, text in (("methods", methods), ("backbones", backbones), ("datasets", datasets)):
         if text is not None:
@@ -84,6 +85,8 @@ def matrix(
 
 
 def _dry_run(cells: list, results_dir: Path, rerun: bool) -> None:
+    from sslbench.bench import matrix as matrices
+
     planned = matrices.plan(cells, results_dir, rerun)
     for cell, skip in planned:
         cfg = cell.config

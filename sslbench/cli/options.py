@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sslbench.bench.run import default_data_dir
+from sslbench.core.paths import default_data_dir
 
 Epochs = Annotated[int | None, typer.Option(min=0, help="Pretraining epochs.")]
 BatchSize = Annotated[int | None, typer.Option(min=2, help="Pretraining batch size (global).")]

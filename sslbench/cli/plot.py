@@ -6,11 +6,8 @@ from pathlib import Path
 
 import typer
 
-from sslbench.bench import plots
-from sslbench.bench import table as tables
 from sslbench.cli import app
 from sslbench.cli.show import find_record
-from sslbench.core.records import load_records, read_record
 from sslbench.errors import UsageError
 
 
@@ -26,6 +23,10 @@ def plot(
     method: str | None = typer.Option(None, help="--matrix: only this method."),
 ) -> None:
     """PNG curves of one run (from its metrics.csv), or a matrix's accuracy against cost."""
+    from sslbench.bench import plots
+    from sslbench.bench import table as tables
+    from sslbench.core.records import load_records
+
     if matrix is not None:
         records, warnings = load_records(results_dir)
         for line in warnings:
@@ -50,5 +51,7 @@ def _run_dir(ref: str, results_dir: Path, output_dir: Path) -> Path:
     for candidate in (Path(ref), output_dir / ref):
         if (candidate / "metrics.csv").is_file():
             return candidate
+    from sslbench.core.records import read_record
+
     record = read_record(find_record(ref, results_dir))
     return Path(record.artifacts.get("run_dir", output_dir / record.run_id))

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import yaml
 from typer.core import TyperCommand
 
-from sslbench.bench.resolve import resolve_cell
-from sslbench.bench.run import RunOptions, run_cell
 from sslbench.cli import app
 from sslbench.cli import options as opt
 from sslbench.cli.catalog import load
-from sslbench.core.records import RunRecord
-from sslbench.engine import distributed
+
+if TYPE_CHECKING:
+    from sslbench.core.records import RunRecord
 
 Resume = Enum("Resume", {"yes": "yes", "auto": "auto"}, type=str)
 
@@ -66,6 +65,12 @@ def run(
     quiet: opt.Quiet = False,
 ) -> None:
     """Pretrain METHOD on DATASET with BACKBONE, evaluate the frozen features, record it."""
+    import yaml
+
+    from sslbench.bench.resolve import resolve_cell
+    from sslbench.bench.run import RunOptions, run_cell
+    from sslbench.engine import distributed
+
     plugins = load()
     cell = resolve_cell(plugins.catalog, method, backbone, dataset, config_file=config,
                         sets=set_,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-import yaml
 
 from sslbench.cli import app
-from sslbench.core.records import RunRecord, read_record
 from sslbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from sslbench.core.records import RunRecord
 
 
 def find_record(ref: str, results_dir: Path) -> Path:
@@ -67,6 +69,8 @@ def describe(record: RunRecord) -> str:
     ]
     if record.artifacts:
         lines += ["artifacts", *(f"  {k}: {v}" for k, v in record.artifacts.items())]
+    import yaml
+
     config = yaml.safe_dump(record.config, sort_keys=False).rstrip()
     lines += ["config", *(f"  {line}" for line in config.splitlines())]
     return "\n".join(lines)
@@ -79,6 +83,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the record's JSON as stored."),
 ) -> None:
     """Print one record of the registry: metrics, cost, provenance, artifacts, config."""
+    from sslbench.core.records import read_record
+
     path = find_record(run, results_dir)
     try:
         record = read_record(path)

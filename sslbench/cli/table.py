@@ -1,7 +1,14 @@
-"""``sslbench table``: the comparison table, regenerated from the results registry."""
+"""``sslbench table``: the comparison table, regenerated from the results registry.
+
+It reads records only: display names come from the records' own ``*_display`` fields, else
+from the catalog index (cached, see :mod:`sslbench.core.index`), so no plugin and no torch is
+imported. The grouping and the csv/html/latex renderers are pandas' (about 0.7 s to import):
+kept, because the table is what this command computes; ``--help`` does not import it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -9,7 +16,7 @@ import typer
 
 from sslbench.bench import table as tables
 from sslbench.cli import app
-from sslbench.core.records import atomic_write_text, load_records
+from sslbench.cli.catalog import index
 from sslbench.errors import SSLBenchError, UsageError
 
 Format = Enum("Format", {f: f for f in tables.FORMATS}, type=str)
@@ -32,6 +39,8 @@ def table(
     reverse: bool = typer.Option(False, help="Reverse the --sort order."),
 ) -> None:
     """Print the table (mean ± std over seeds) or rewrite it between the README markers."""
+    from sslbench.core.records import atomic_write_text, load_records
+
     if results_dir.exists() and not results_dir.is_dir():
         raise UsageError(f"--results-dir {results_dir} is a file, not a results folder")
     records, warnings = load_records(results_dir)
@@ -39,9 +48,7 @@ def table(
         typer.echo(f"warning: {line}", err=True)
     frame = tables.filter_frame(tables.records_frame(records), dataset=dataset,
                                 backbone=backbone, method=method)
-    display = tables.record_displays(records, fallback=_catalog_displays)
-
-    summary = tables.summarise(frame, display, sort=sort.value, reverse=reverse)
+    summary = tables.summarise(frame, display_names(records), sort=sort.value, reverse=reverse)
     text = tables.render(summary, fmt.value)
     if check:
         _check(readme or Path("README.md"), text)
@@ -53,14 +60,31 @@ def table(
     typer.echo(f"updated the results table in {readme} ({len(frame)} records)")
 
 
-def _catalog_displays():
-    """Display names from the installed plugins, for records written before they carried
-    their own (schema 1)."""
-    from sslbench.cli.catalog import load
+# record field holding the display name of each kind (RunRecord.method_display, ...)
+DISPLAY_FIELDS = {"methods": ("method", "method_display"),
+                  "backbones": ("backbone", "backbone_display"),
+                  "datasets": ("dataset", "dataset_display")}
 
-    catalog = load().catalog
-    return lambda kind, name: (catalog.entry(kind, name).display if (kind, name) in catalog
-                               else name)
+
+def display_names(records: list) -> Callable[[str, str], str]:
+    """``display(kind, name)``: the name a record gives it, else the catalog index's, else the
+    name itself. The index (a plugin load when its cache is stale) is read only on a miss."""
+    known: dict[tuple[str, str], str] = {}
+    for record in records:
+        for kind, (attr, display_attr) in DISPLAY_FIELDS.items():
+            shown = getattr(record, display_attr, None)
+            if shown:
+                known[(kind, getattr(record, attr))] = shown
+    listing = []  # the index, loaded at most once
+
+    def display(kind: str, name: str) -> str:
+        if (kind, name) not in known:
+            if not listing:
+                listing.append(index())
+            known[(kind, name)] = listing[0].display(kind, name) or name
+        return known[(kind, name)]
+
+    return display
 
 
 def _read(path: Path) -> str:

@@ -44,6 +44,7 @@ def datatable(frame: pd.DataFrame, table_id: str) -> str:
     return to_html_datatable(
         frame, table_id=table_id, connected=False, allow_html=True, showIndex=False,
         maxBytes=0, paging=False, classes="display compact nowrap", order=[], scrollX=True,
+        text_in_header_can_be_selected=False,  # a click anywhere on a header sorts
         layout={"top1": "searchPanes"},
         searchPanes={"columns": panes, "threshold": 1, "cascadePanes": True,
                      "layout": f"columns-{len(panes)}", "initCollapsed": table_id != "runs-table"},

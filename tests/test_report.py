@@ -44,16 +44,16 @@ def test_every_record_gets_a_row_and_a_page(tmp_path):
     result = invoke()
     assert result.exit_code == 0, result.output
     assert result.output == f"wrote site/index.html ({len(ids)} records, {len(ids)} run pages)\n"
-    assert sorted(p.stem for p in (tmp_path / "site/runs").glob("*.html")) == ids
+    assert sorted(p.stem for p in (tmp_path / "site/run").glob("*.html")) == ids
     index = (tmp_path / "site/index.html").read_text()
     for run_id in ids:
-        assert f"runs/{run_id}.html" in index  # rows: see test_report_browser
+        assert f"run/{run_id}.html" in index  # rows: see test_report_browser
     compute = index.split('<section id="compute">')[1]
     assert compute.count("<svg") == 1 and "kNN Acc@1 (%)" in compute
     assert "https://" not in index.split("<noscript>")[0]  # nothing fetched from a network
-    page = (tmp_path / "site/runs/with-curves.html").read_text()
+    page = (tmp_path / "site/run/with-curves.html").read_text()
     assert page.count("<svg") == 3 and "Curves not available" not in page
-    committed = (tmp_path / "site/runs/simclr-resnet18-digits-s0-60892c52.html").read_text()
+    committed = (tmp_path / "site/run/simclr-resnet18-digits-s0-60892c52.html").read_text()
     assert "Curves not available: the run folder (runs/simclr-resnet18-digits-s0-60892c52)" \
         in committed
     assert "<th>pretrain.optimizer.lr</th><td>0.1</td>" in committed
@@ -67,7 +67,7 @@ def test_empty_registry_is_an_explicit_empty_page(tmp_path):
                              f"report, {tmp_path / 'site/index.html'}\n")
     index = (tmp_path / "site/index.html").read_text()
     assert "<h2>No records yet</h2>" in index and "DataTable" not in index
-    assert not (tmp_path / "site/runs").exists()
+    assert not (tmp_path / "site/run").exists()
 
 
 def test_unreadable_record_is_a_warning_and_the_rest_is_rendered(tmp_path):
@@ -114,7 +114,7 @@ def test_second_report_replaces_the_first_whole(tmp_path):
     (results / "old.json").unlink()
     write_record(make_record("new"), results)
     assert invoke().exit_code == 0
-    assert sorted(p.name for p in (tmp_path / "site/runs").iterdir()) == ["new.html"]
+    assert sorted(p.name for p in (tmp_path / "site/run").iterdir()) == ["new.html"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
 
@@ -152,7 +152,7 @@ def test_run_rows_keep_failed_records_and_escape_text():
     rows = report_data.runs_frame(recs, pages, display)
     assert len(rows) == 5
     assert rows.Status.tolist()[3] == "failed: nan"
-    assert rows.iloc[4].Run == '<a href="runs/x_y.html">x&lt;y</a>'
+    assert rows.iloc[4].Run == '<a href="run/x_y.html">x&lt;y</a>'
     assert (rows.iloc[4].Model, rows.iloc[4]["Acc@1"], rows.iloc[4]["Pretrain h"]) == (
         "&lt;b&gt;m&lt;/b&gt;", "", "4.000")
 
@@ -174,3 +174,13 @@ def test_unreadable_metrics_csv_is_a_note_not_a_crash(tmp_path):
     curves, note = report_charts.run_curves(make_record("r1"), tmp_path / "runs")
     assert curves == [] and note.startswith(f"Curves not available: {tmp_path}/runs/r1/"
                                             "metrics.csv is unreadable")
+
+
+def test_committed_report_has_a_page_per_committed_record():
+    """The report the README links is regenerated with the registry (sslbench report --out
+    docs/report); its pages are compared by name, not bytes, which vary with library versions."""
+    docs = COMMITTED.parent / "docs/report"
+    assert sorted(p.stem for p in (docs / "run").glob("*.html")) == \
+        sorted(p.stem for p in COMMITTED.glob("*.json"))
+    count = len(list(COMMITTED.glob("*.json")))
+    assert f"{count} records from" in (docs / "index.html").read_text()

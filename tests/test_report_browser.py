@@ -144,11 +144,11 @@ def test_compute_chart_is_drawn(index):
 def test_a_run_is_one_click_from_the_table(index, browser, site):
     index.page.get_by_role("link", name=site.tiny).click()
     page = index.page
-    page.wait_for_url(f"**/site/runs/{site.tiny}.html")
+    page.wait_for_url(f"**/site/run/{site.tiny}.html")
     assert page.locator("#curves figure svg").count() == 3
     assert "torch" in page.locator("#provenance").inner_text()
     assert "pretrain.optimizer.lr" in page.locator("#config").inner_text()
-    committed, errors = _open(browser, site.root / f"site/runs/{site.ids[0]}.html")
+    committed, errors = _open(browser, site.root / f"site/run/{site.ids[0]}.html")
     assert "Curves not available" in committed.locator("#curves").inner_text()
     committed.get_by_role("link", name="← all runs").click()
     committed.wait_for_selector("#runs-table tbody tr")

@@ -4,9 +4,10 @@ The site::
 
     index.html            the runs table (one row per record), the recipes table (the rows of
                           ``sslbench table``: mean ± std over seeds), accuracy against compute
-    runs/<run-id>.html    one run: its curves (from runs/<run-id>/metrics.csv, when the run
+    run/<run-id>.html     one run: its curves (from runs/<run-id>/metrics.csv, when the run
                           folder is here), then its record as tables: metrics, cost,
-                          provenance, artifacts, the resolved config
+                          provenance, artifacts, the resolved config (``run/``, not
+                          ``runs/``: that name is the run folders', which git ignores)
     .sslbench-report      marks the folder as a report: only such a folder, or an empty one,
                           is ever replaced
 
@@ -55,7 +56,7 @@ def build_site(records: Sequence[RunRecord], warnings: Sequence[str], *, results
         headline = " · ".join([report_data.display_name(record, kind, display) for kind in
                                ("methods", "backbones", "datasets")] +
                               [f"seed {record.seed}", f"{record.epochs} epochs"])
-        site[f"runs/{page}"] = report_html.run_page(
+        site[f"run/{page}"] = report_html.run_page(
             record, headline=headline, sections=report_data.run_sections(record, display),
             curves=curves, curves_note=note)
     return site

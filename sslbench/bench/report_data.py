@@ -59,7 +59,7 @@ def runs_frame(records: Sequence[RunRecord], pages: Sequence[str], display: Disp
         m, c = record.metrics, record.cost
         status = record.status + (f": {record.reason}" if record.reason else "")
         rows.append([
-            f'<a href="runs/{quote(page)}">{html.escape(record.run_id)}</a>', status,
+            f'<a href="run/{quote(page)}">{html.escape(record.run_id)}</a>', status,
             display_name(record, "methods", display), display_name(record, "backbones", display),
             display_name(record, "datasets", display), str(record.seed), str(record.epochs),
             _number(m.linear_acc1, 2), _number(m.linear_acc5, 2), _number(m.knn_acc1, 2),

@@ -17,8 +17,11 @@ def report(
     out: Path = typer.Option(Path("site"), "--out", help="Folder to write the site into "
                              "(replaced as a whole; index.html is the front page)."),
 ) -> None:
-    """Write the registry as HTML: sortable, filterable tables, accuracy against compute, and a
-    page per run with its curves, config, cost and provenance. Opens offline, from disk."""
+    """Write the registry as a static HTML site that opens offline, from disk.
+
+    Sortable, filterable tables (one row per record; mean ± std per recipe), accuracy against
+    pretraining compute, and a page per run with its curves, config, cost and provenance.
+    """
     if results_dir.exists() and not results_dir.is_dir():
         raise UsageError(f"--results-dir {results_dir} is a file, not a results folder")
     # Heavy imports here, not at module level: `sslbench --help` stays fast.

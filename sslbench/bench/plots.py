@@ -1,13 +1,18 @@
-"""PNG curves of a run, from its ``metrics.csv`` (the figures the original README showed)."""
+"""Curves of a run, from its ``metrics.csv`` (the figures the original README showed): PNG
+files in the run folder, or SVG text for the report."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 
+Panels = list[tuple[pd.DataFrame, str, str]]  # (rows, column on the y axis, its label)
 
-def _figure(panels: list[tuple[pd.DataFrame, str, str]], x: str, title: str, path: Path) -> None:
+
+def _figure(panels: Panels, x: str, title: str, path: Path | IO[str], **save: Any) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,8 +26,36 @@ def _figure(panels: list[tuple[pd.DataFrame, str, str]], x: str, title: str, pat
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, **save)
     plt.close(fig)
+
+
+def figure_svg(panels: Panels, x: str, title: str) -> str:
+    """The same figure as SVG text for a web page: text kept as text (small, selectable), and
+    no date or random ids, so the same data gives the same bytes."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "sslbench"}):
+        _figure(panels, x, title, buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def run_figures(frame: pd.DataFrame) -> dict[str, tuple[Panels, str, str]]:
+    """The curves of one run's ``metrics.csv`` rows: name -> (panels, x column, title)."""
+    pre = frame[frame.phase == "pretrain"].dropna(subset=["loss"])
+    lin = frame[frame.phase == "linear"].dropna(subset=["loss"])
+    figures: dict[str, tuple[Panels, str, str]] = {}
+    if len(pre):
+        figures["pretrain"] = ([(pre, "loss", "loss"), (pre, "lr", "learning rate")], "step",
+                               "Pretraining")
+    if len(lin):
+        figures["linear_train"] = ([(lin, "loss", "train loss"), (lin, "lr", "learning rate")],
+                                   "epoch", "Linear probe: training")
+        figures["linear_eval"] = ([(lin, "test_loss", "test loss"), (lin, "test_acc1", "Acc@1 (%)"),
+                                   (lin, "test_acc5", "Acc@5 (%)")], "epoch",
+                                  "Linear probe: test split")
+    return figures
 
 
 def plot_run(run_dir: Path) -> dict[str, str]:
@@ -30,24 +63,11 @@ def plot_run(run_dir: Path) -> dict[str, str]:
     csv = run_dir / "metrics.csv"
     if not csv.exists():
         return {}
-    frame = pd.read_csv(csv)
     written: dict[str, str] = {}
-    pre = frame[frame.phase == "pretrain"].dropna(subset=["loss"])
-    lin = frame[frame.phase == "linear"].dropna(subset=["loss"])
-    if len(pre):
-        path = run_dir / "pretrain.png"
-        _figure([(pre, "loss", "loss"), (pre, "lr", "learning rate")], "step",
-                "Pretraining", path)
-        written["plot_pretrain"] = str(path)
-    if len(lin):
-        path = run_dir / "linear_train.png"
-        _figure([(lin, "loss", "train loss"), (lin, "lr", "learning rate")], "epoch",
-                "Linear probe: training", path)
-        written["plot_linear_train"] = str(path)
-        path = run_dir / "linear_eval.png"
-        _figure([(lin, "test_loss", "test loss"), (lin, "test_acc1", "Acc@1 (%)"),
-                 (lin, "test_acc5", "Acc@5 (%)")], "epoch", "Linear probe: test split", path)
-        written["plot_linear_eval"] = str(path)
+    for name, (panels, x, title) in run_figures(pd.read_csv(csv)).items():
+        path = run_dir / f"{name}.png"
+        _figure(panels, x, title, path)
+        written[f"plot_{name}"] = str(path)
     return written
 
 

@@ -62,6 +62,7 @@ from sslbench.cli import catalog as _catalog  # noqa: E402,F401
 from sslbench.cli import eval as _eval  # noqa: E402,F401
 from sslbench.cli import matrix as _matrix  # noqa: E402,F401
 from sslbench.cli import plot as _plot  # noqa: E402,F401
+from sslbench.cli import report as _report  # noqa: E402,F401
 from sslbench.cli import run as _run  # noqa: E402,F401
 from sslbench.cli import show as _show  # noqa: E402,F401
 from sslbench.cli import table as _table  # noqa: E402,F401

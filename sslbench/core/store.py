@@ -83,3 +83,8 @@ class RecordStore:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def write_record(record: RunRecord, results_dir: Path) -> Path:
+    """Save ``record`` into ``results_dir`` under the rules above; return the record's path."""
+    return RecordStore(results_dir).save(record).path

@@ -122,3 +122,54 @@ def test_record_provenance_names_the_plugin_distribution(installed):
     loaded = plugin_core.load_plugins()
     assert loaded.distributions() == {"sslbench-toy": "1.2.3"}
     assert provenance.collect(None, loaded.distributions()).plugins == {"sslbench-toy": "1.2.3"}
+
+
+def _unmarked(register):
+    register("forgotten", Toy)
+
+
+def test_a_hook_without_hookimpl_warns_in_plugins_and_fails_under_strict(installed):
+    forgetful = types.ModuleType("sslbench_forgetful")
+    forgetful.sslbench_register_methods = _unmarked  # no @hookimpl: pluggy ignores it
+    installed += [FakeEntryPoint("forgetful", forgetful, "sslbench-forgetful", "0.1")]
+    shown = invoke("plugins")
+    assert shown.exit_code == 0
+    assert ("warning: plugin 'forgetful': sslbench_register_methods() is not decorated with "
+            "@sslbench.hookimpl, so it was never called") in shown.output
+    strict = invoke("plugins", "--strict")
+    assert strict.exit_code == 2
+    assert strict.output.splitlines()[-1].startswith("error: plugin 'forgetful': ")
+
+
+def test_a_cells_identity_and_provenance_name_only_the_plugins_it_uses(installed):
+    from sslbench.bench.resolve import resolve_cell
+
+    installed += [FakeEntryPoint("toy", GOOD, "sslbench-toy", "1.2.3")]
+    catalog = plugin_core.load_plugins().catalog
+    toy = resolve_cell(catalog, "toy", "resnet18", "digits")
+    simclr = resolve_cell(catalog, "simclr", "resnet18", "digits")
+    assert toy.plugins == {"sslbench-toy": "1.2.3"} and simclr.plugins == {}
+    installed[0] = FakeEntryPoint("toy", GOOD, "sslbench-toy", "1.3.0")  # a new release
+    catalog = plugin_core.load_plugins().catalog
+    bumped = resolve_cell(catalog, "toy", "resnet18", "digits")
+    assert bumped.config == toy.config and bumped.run_id != toy.run_id  # a new cell
+    assert resolve_cell(catalog, "simclr", "resnet18", "digits").run_id == simclr.run_id
+
+
+def test_the_table_prints_a_plugins_display_names_without_the_plugin(tmp_path):
+    from sslbench.core.config import identity_hash
+    from sslbench.core.records import Metrics, Provenance, RunRecord
+    from sslbench.core.store import write_record
+
+    prov = Provenance(sslbench="0.2.0", torch="2", torchvision="0", python="3.11", platform="x",
+                      plugins={"sslbench-toy": "1.2.3"})
+    recipe = identity_hash({}, prov.plugins)
+    write_record(RunRecord(run_id=f"toy-tiny-npz-s0-{recipe[:8]}", status="completed", method="toy",
+                           backbone="tiny", dataset="npz", method_display="Toy Method",
+                           backbone_display="Tiny Net", dataset_display="NPZ folder", seed=0,
+                           epochs=1, config={}, config_hash=recipe,
+                           metrics=Metrics(linear_acc1=50.0, knn_acc1=40.0), provenance=prov),
+                 tmp_path / "results")
+    shown = invoke("table", "--results-dir", tmp_path / "results")  # autoload is off here
+    assert shown.exit_code == 0, shown.output
+    assert "| Toy Method | Tiny Net   | NPZ folder |" in shown.output

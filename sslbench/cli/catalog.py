@@ -70,7 +70,8 @@ def list_components(
 
 @app.command("plugins")
 def list_plugins(
-    strict: bool = typer.Option(False, help="Exit 2 if any plugin failed to load."),
+    strict: bool = typer.Option(False, help="Exit 2 if any plugin failed to load or looks "
+                                "wrong (e.g. a hook function without @hookimpl)."),
 ) -> None:
     """Loaded plugins (distribution, version, what each registered), then any that failed.
 
@@ -84,6 +85,11 @@ def list_plugins(
         typer.echo(f"{info.name}  [{where}]  {what or 'nothing registered'}")
     for failure in plugins.failures:
         typer.echo(f"FAILED {failure}")
+    warnings = [f"plugin {p.name!r}: {w}" for p in plugins.loaded for w in p.warnings]
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     if strict and plugins.failures:
         count = len(plugins.failures)
         raise UsageError(f"{count} plugin{'s' if count > 1 else ''} failed to load (--strict)")
+    if strict and warnings:
+        raise UsageError(f"{warnings[0]} (--strict)")

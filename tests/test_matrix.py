@@ -219,3 +219,14 @@ def test_readme_check_fails_when_stale_and_passes_after_readme():
     assert "up to date" in fresh.output
     RecordStore(Path("results")).save(records()[2])  # a new run makes the block stale again
     assert invoke("table", "--check").exit_code == 1
+
+
+def test_the_documented_example_matrix_file_expands_as_its_comments_say(plugins):
+    spec = matrices.load_matrix_file(Path(__file__).parents[1] / "docs/examples/matrix.toml")
+    cells = matrices.expand(spec, plugins.catalog)
+    assert len(cells) == 6 and all(c.config.pretrain.epochs in (10, 0) for c in cells)
+    by = {(c.config.method.name, c.config.seed): c.config for c in cells}
+    assert {c.config.pretrain.batch_size for c in cells} == {128}
+    assert by["simclr", 0].method.model_extra["temperature"] == 0.2  # [[cells]] layered on
+    assert by["byol", 1].pretrain.optimizer.lr == 0.05  # only the matching seed
+    assert by["byol", 0].pretrain.optimizer.lr != 0.05

@@ -19,7 +19,7 @@ from sslbench.core.plugins import load_plugins
 from sslbench.engine.augment import BatchAugment
 from sslbench.engine.optim import trainable
 from sslbench.engine.pretrain import pretrain
-from tests.test_methods_losses import TinyBackbone
+from sslbench.testing import TinyConvNet
 
 CATALOG = load_plugins(autoload=False).catalog
 METHODS = CATALOG.names("methods")
@@ -36,7 +36,7 @@ class TinyPlugin:
 
     @hookimpl
     def sslbench_register_backbones(self, register):
-        register("tiny", lambda image_size: TinyBackbone())
+        register("tiny", TinyConvNet)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -46,7 +46,10 @@ def test_every_method_runs_end_to_end_on_digits(name, tiny, tmp_path):
     [path] = (tmp_path / "results").glob("*.json")
     record = json.loads(path.read_text())
     assert record["status"] == "completed" and record["method"] == name
-    assert 0.0 <= record["metrics"]["knn_acc1"] <= 100.0
+    # one tiny epoch at 8 px is no result, but the evaluation must see the data: every kNN is
+    # above chance (10 balanced classes: 10%), a trained backbone's well above (seen: 23-38)
+    floor = 12.0 if name == "random" else 20.0
+    assert floor < record["metrics"]["knn_acc1"] <= 100.0
     final_loss = record["metrics"]["final_loss"]
     if name in PRETRAINING:
         assert final_loss is not None and math.isfinite(final_loss)

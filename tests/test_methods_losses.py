@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbench import RingBuffer
+from sslbench import RingBuffer, cosine_momentum, ema_update
 from sslbench.builtin.methods.barlow_twins import barlow_twins_loss
 from sslbench.builtin.methods.byol import BYOL, BYOLConfig, regression_loss
 from sslbench.builtin.methods.mocov2 import MoCoV2, MoCoV2Config, info_nce
@@ -15,17 +15,8 @@ from sslbench.builtin.methods.nnclr import NNCLR, NNCLRConfig, nearest_neighbour
 from sslbench.builtin.methods.simclr import nt_xent
 from sslbench.builtin.methods.supcon import supcon_loss
 from sslbench.builtin.methods.swav import SwAV, SwAVConfig, sinkhorn_knopp, swapped_prediction
-from sslbench.ema import cosine_momentum, ema_update
 from sslbench.engine.optim import trainable
-
-
-class TinyBackbone(nn.Sequential):
-    """A backbone small enough for many optimizer steps in a test: ``[B, 3, H, W] -> [B, 32]``."""
-
-    def __init__(self) -> None:
-        super().__init__(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten())
-        self.feature_dim = 32
+from sslbench.testing import TinyConvNet
 
 
 def dot(a, b) -> float:
@@ -72,7 +63,7 @@ def test_supcon_with_distinct_labels_is_nt_xent_scaled():
 def test_supcon_needs_labels():
     from sslbench.builtin.methods.supcon import SupCon, SupConConfig
 
-    method = SupCon(TinyBackbone(), SupConConfig(proj_hidden_dim=8, proj_dim=4))
+    method = SupCon(TinyConvNet(), SupConConfig(proj_hidden_dim=8, proj_dim=4))
     with pytest.raises(ValueError, match="needs labels"):
         method([torch.randn(4, 3, 8, 8)] * 2, None)
 
@@ -111,7 +102,7 @@ def test_ema_update_formula_and_buffers():
 def test_byol_target_follows_the_ema_formula_for_k_steps():
     torch.manual_seed(0)
     cfg = BYOLConfig(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16, base_momentum=0.9)
-    method = BYOL(TinyBackbone(), cfg)
+    method = BYOL(TinyConvNet(), cfg)
     online = list(method.backbone.parameters()) + list(method.projector.parameters())
     target = list(method.target_backbone.parameters()) + list(method.target_projector.parameters())
     assert all(not p.requires_grad for p in target)
@@ -190,7 +181,7 @@ def test_swapped_prediction_matches_direct_formula():
 
 def small_swav(**options):
     cfg = SwAVConfig(proj_hidden_dim=16, proj_dim=8, num_prototypes=6, **options)
-    return SwAV(TinyBackbone(), cfg)
+    return SwAV(TinyConvNet(), cfg)
 
 
 def multi_crop_views(b=8):
@@ -330,7 +321,7 @@ def test_random_ring_buffer_starts_full_of_unit_vectors():
 def test_moco_enqueues_keys_and_key_encoder_follows_momentum():
     torch.manual_seed(0)
     cfg = MoCoV2Config(proj_hidden_dim=16, proj_dim=8, queue_size=32, momentum=0.5)
-    method = MoCoV2(TinyBackbone(), cfg)
+    method = MoCoV2(TinyConvNet(), cfg)
     views = [torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)]
     with torch.no_grad():
         keys = method.keys(views[1])
@@ -372,7 +363,7 @@ def test_nnclr_loss_matches_direct_formula():
 def test_nnclr_support_set_fills_first_in_first_out():
     torch.manual_seed(0)
     cfg = NNCLRConfig(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16, support_size=12)
-    method = NNCLR(TinyBackbone(), cfg)
+    method = NNCLR(TinyConvNet(), cfg)
     views = [torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)]
     method(views)
     assert int(method.support.filled) == 8 and int(method.support.ptr) == 8

@@ -11,6 +11,7 @@ from sslbench.core.records import (
     RunRecord,
     load_records,
     read_record,
+    recipe_hash,
     write_record,
 )
 
@@ -19,10 +20,11 @@ PROV = Provenance(sslbench="0.1.0", torch="2", torchvision="0", python="3.11", p
 
 def make_record(run_id="r1", **kw):
     fields = dict(run_id=run_id, status="completed", method="simclr", backbone="resnet18",
-                  dataset="digits", seed=0, epochs=1, config={"seed": 0}, config_hash="abc",
+                  dataset="digits", seed=0, epochs=1, config={"seed": 0},
                   metrics=Metrics(linear_acc1=90.0, linear_acc5=99.0, knn_acc1=88.0),
                   provenance=PROV)
     fields.update(kw)
+    fields.setdefault("config_hash", recipe_hash(fields["config"]))  # as a real run's
     return RunRecord(**fields)
 
 

@@ -29,7 +29,14 @@ from sslbench.bench.run import run_id
 from sslbench.cli import app
 from sslbench.core.config import ViewSpec
 from sslbench.core.plugins import load_plugins
-from sslbench.core.records import Provenance, RunRecord, load_records, read_record, write_record
+from sslbench.core.records import (
+    Provenance,
+    RunRecord,
+    load_records,
+    read_record,
+    recipe_hash,
+    write_record,
+)
 from sslbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from sslbench.errors import SSLBenchError
 from sslbench.testing import TinyConvNet
@@ -330,7 +337,7 @@ PROV = Provenance(sslbench="0", torch="2", torchvision="0", python="3.11", platf
 def make_record(rid: str, writer: int) -> RunRecord:
     return RunRecord(run_id=rid, status="completed", method="simclr", backbone="resnet18",
                      dataset="digits", seed=writer, epochs=1, config={"writer": writer},
-                     config_hash="abc", provenance=PROV)
+                     config_hash=recipe_hash({"writer": writer}), provenance=PROV)
 
 
 def write_many(args) -> None:

@@ -26,6 +26,7 @@ from sslbench.bench.run import RunOptions, run_cell, run_id
 from sslbench.core.config import RunConfig
 from sslbench.core.plugins import Plugins, load_plugins
 from sslbench.core.records import RunRecord, read_record, write_record
+from sslbench.errors import Stopped
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class Outcome:
 
 
 def execute_cell(cfg_json: str, opts: RunOptions, plugins: Plugins | None = None) -> Outcome:
-    """Run one cell (given as JSON, so it crosses process boundaries); never raises ``Exception``.
+    """Run one cell (given as JSON, so it crosses process boundaries); raises only what stops
+    the whole matrix (:class:`~sslbench.errors.Stopped`: Ctrl-C or SIGTERM).
 
     A failure ``run_cell`` already recorded keeps its record; any other one gets a ``failed``
     record here, with the exception as its reason.
@@ -48,6 +50,8 @@ def execute_cell(cfg_json: str, opts: RunOptions, plugins: Plugins | None = None
         plugins = plugins or load_plugins()
         run_cell(cfg, plugins, opts)
         return Outcome(rid, "done")
+    except Stopped:  # Ctrl-C or SIGTERM: not the cell's failure; the whole matrix stops
+        raise
     except Exception as exc:  # noqa: BLE001 - a cell's failure is data for the registry
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         recorded = _failure_since(Path(opts.results_dir) / f"{rid}.json", started)

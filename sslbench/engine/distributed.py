@@ -165,6 +165,15 @@ def agree_max(value: int) -> int:
     return int(flag.item())
 
 
+def gather_objects(obj) -> list:
+    """Every process's ``obj`` (picklable), in rank order, on every process (``[obj]`` alone)."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier() -> None:
     """Wait for every process (no-op in a single process)."""
     if is_distributed():

@@ -232,8 +232,15 @@ def _log(loop: _Loop, mean_loss, logs, steps: int, tick: float, ctx: Context) ->
 
 
 def _checkpoint(loop: _Loop, method: nn.Module, ctx: Context) -> None:
+    # every process's own random streams (its augmentations differ from rank 0's), so that a
+    # resumed torchrun run continues each process exactly; called by all processes alike
+    ranks = distributed.gather_objects(_rank_rng(loop))
     if ctx.checkpoint_path is not None:  # rank 0 only under torchrun
-        save_checkpoint(_state(loop, method, ctx), ctx.checkpoint_path)
+        save_checkpoint({**_state(loop, method, ctx), "ranks": ranks}, ctx.checkpoint_path)
+
+
+def _rank_rng(loop: _Loop) -> dict:
+    return {"augment_rng": loop.augment.generator.get_state(), "rng": rng_states()}
 
 
 @contextlib.contextmanager
@@ -321,8 +328,10 @@ def _restore(loop: _Loop, method: nn.Module, state: dict, device: torch.device) 
     method.load_state_dict(state["model"])
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])
-    loop.augment.generator.set_state(state["augment_rng"])
-    set_rng_states(state["rng"])
+    ranks = state.get("ranks") or []
+    own = ranks[distributed.rank()] if len(ranks) == distributed.world_size() else state
+    loop.augment.generator.set_state(own["augment_rng"])  # else another process count: rank 0's
+    set_rng_states(own["rng"])
     loop.epoch, loop.step, loop.final_loss = state["epoch"], state["step"], state["final_loss"]
     loop.timed_images, loop.timed_seconds = state["timing"]
     if state.get("epoch_loss") is not None:

@@ -30,6 +30,9 @@ from sslbench.cli import app
 from sslbench.core.records import recipe_hash
 from sslbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from sslbench.errors import Preempted, SSLBenchError
+from tests.test_bad_inputs import RUN as BAD_RUN
+from tests.test_bad_inputs import TINY as BAD_TINY
+from tests.test_bad_inputs import tiny_run_dir
 from tests.test_records import make_record
 from tests.test_reliability import Toy, install_toys, toy_run, toy_run_dir
 
@@ -309,7 +312,28 @@ PLOT_CASES = [
          "cannot read metrics file runs/r/metrics.csv: it is a FIFO", metrics(os.mkfifo)),
 ]
 
-CASES = RECORD_CASES + SHOW_CASES + CONFIG_CASES + MATRIX_CASES + PLOT_CASES
+# --- run folders: checkpoints and config.json ---------------------------------------------------
+
+def fifo_checkpoint():
+    path = tiny_run_dir() / "checkpoint.pt"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+
+
+RUN_DIR_CASES = [
+    Case("resume-from-a-fifo-checkpoint", [*BAD_RUN, *BAD_TINY, "--resume"], 1,
+         "refusing checkpoint runs/simclr-resnet18-digits-s0-", fifo_checkpoint),
+    Case("eval-a-fifo-checkpoint", ["eval", "c.pt"], 1,
+         "refusing checkpoint c.pt: it is not a regular file", config("c.pt", os.mkfifo)),
+    Case("eval-run-config-not-utf8", ["eval", "runs/r"], 2,
+         "cannot read run config runs/r/config.json: UnicodeDecodeError: byte 0xff",
+         config("runs/r/config.json", b'{"method": "\xff"}')),
+    Case("eval-run-config-is-a-fifo", ["eval", "runs/r"], 2,
+         "runs/r is not a run folder: it has no config.json",
+         config("runs/r/config.json", os.mkfifo)),
+]
+
+CASES = RECORD_CASES + SHOW_CASES + CONFIG_CASES + MATRIX_CASES + PLOT_CASES + RUN_DIR_CASES
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -556,6 +580,18 @@ def test_full_disk_writing_a_plot_keeps_the_previous_plot(small_disk):
                                      "left on device; the previous plot is intact")
     assert_intact(before)
     assert sorted(p.name for p in run.iterdir()) == ["metrics.csv", "pretrain.png"]
+
+
+def test_full_disk_rewriting_the_readme_leaves_it_as_it_was(small_disk):
+    registry("bad.json", json.dumps(record()))()
+    readme = put(str(small_disk / "README.md"), "# Results\n\n" + "x" * 100_000 + "\n")
+    fill(small_disk)
+    result = runner.invoke(app, ["table", "--readme", str(readme)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: cannot write {readme}: No space left on device; {readme} is unchanged")
+    assert readme.read_text().endswith("x" * 100_000 + "\n")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["README.md", "filler"]
 
 
 def test_full_disk_inside_torch_save_is_named_as_such(tmp_path, monkeypatch):

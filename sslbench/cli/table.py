@@ -11,6 +11,7 @@ from sslbench.bench import table as tables
 from sslbench.cli import app
 from sslbench.cli.catalog import load
 from sslbench.core.records import atomic_write_text, load_records
+from sslbench.core.safe_io import write_failure
 from sslbench.errors import SSLBenchError, UsageError
 
 Format = Enum("Format", {f: f for f in tables.FORMATS}, type=str)
@@ -55,7 +56,10 @@ def table(
     if readme is None:
         typer.echo(text, nl=False)
         return
-    atomic_write_text(readme, tables.replace_block(_read(readme), text))
+    try:
+        atomic_write_text(readme, tables.replace_block(_read(readme), text))
+    except OSError as exc:  # a full disk: the write is atomic, the file is as it was
+        raise SSLBenchError(write_failure("", readme, exc, f"; {readme} is unchanged")) from None
     typer.echo(f"updated the results table in {readme} ({len(frame)} records)")
 
 

@@ -238,14 +238,16 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def write_failure(what: str, path: Path | str, exc: BaseException, kept: str = "") -> str:
     """One line for a failed write: ``cannot write checkpoint X: No space left on device``,
-    then ``kept`` (what is intact, e.g. ``"; the previous checkpoint is intact"``)."""
+    then ``kept`` (what is intact, e.g. ``"; the previous checkpoint is intact"``). ``what``
+    names the kind of file (``""``: the path says enough)."""
     if is_disk_full(exc):
         why = "No space left on device"
     elif isinstance(exc, OSError):
         why = exc.strerror or one_line(str(exc), 200) or type(exc).__name__
     else:
         why = f"{type(exc).__name__}: {one_line(str(exc), 200)}"
-    return f"cannot write {what} {path}: {why}{kept}"
+    target = f"{what} {path}" if what else str(path)
+    return f"cannot write {target}: {why}{kept}"
 
 
 def atomic_write_bytes(path: Path | str, data: bytes, what: str = "file") -> None:

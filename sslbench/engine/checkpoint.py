@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import re
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -53,6 +54,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything that would run code is refused."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise SSLBenchError(f"refusing checkpoint {path}: it is not a regular file (a "
+                                "FIFO or a device would block or never end)")
         with warnings.catch_warnings():  # torch's notes on odd pickles: the refusal says enough
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)

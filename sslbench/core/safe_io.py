@@ -39,6 +39,7 @@ from sslbench.errors import SSLBenchError, UsageError
 
 MAX_BYTES = 16 * 2**20  # configs, matrix files and records are a few KiB
 MAX_DEPTH = 32  # the deepest real document (a record's view specs) nests 6 levels
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)  # POSIX only
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 FORMATS = {".toml": "TOML", ".yaml": "YAML", ".yml": "YAML", ".json": "JSON"}
 
@@ -89,7 +90,7 @@ def read_bytes(path: Path | str, what: str = "file", limit: int = MAX_BYTES) -> 
     path = Path(path)
     try:
         _check_regular(path, os.stat(path), what)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | _NONBLOCK)
     except OSError as exc:
         raise _cannot_read(path, what, exc.strerror or str(exc)) from None
     with os.fdopen(fd, "rb") as f:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from sslbench.bench.resolve import parse_sets, resolve_config, validation_message
 from sslbench.bench.run import run_id
@@ -99,14 +99,19 @@ class _FileCell(BaseModel):
     config: dict[str, Any] = {}
 
 
+def _listed(value: Any) -> Any:
+    """One name (``"*"`` too) or one seed stands for a list of it."""
+    return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
 class _MatrixFile(BaseModel):
     """The shape of a matrix file (strict: ``seeds = [true]`` or ``epochs = "2"`` are errors)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    methods: list[str] | str = []
-    backbones: list[str] | str = []
-    datasets: list[str] | str = []
-    seeds: list[Annotated[int, Field(ge=0)]] | Annotated[int, Field(ge=0)] = [0]
+    methods: Annotated[list[str], BeforeValidator(_listed)] = []
+    backbones: Annotated[list[str], BeforeValidator(_listed)] = []
+    datasets: Annotated[list[str], BeforeValidator(_listed)] = []
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_listed)] = [0]
     epochs: int | None = Field(None, ge=0)
     config: dict[str, Any] = {}
     cells: list[_FileCell] = []
@@ -124,9 +129,8 @@ def load_matrix_file(path: Path) -> MatrixSpec:
         spec = _MatrixFile.model_validate(data)
     except ValidationError as exc:
         raise UsageError(f"matrix file {path}: {validation_message(exc)}") from None
-    seeds = [spec.seeds] if isinstance(spec.seeds, int) else spec.seeds
     return MatrixSpec(methods=spec.methods, backbones=spec.backbones, datasets=spec.datasets,
-                      seeds=seeds, epochs=spec.epochs, config=spec.config,
+                      seeds=spec.seeds, epochs=spec.epochs, config=spec.config,
                       cells=[c.model_dump(exclude_none=True) for c in spec.cells])
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +28,7 @@ from sslbench.core.components import MethodTraits, Split
 from sslbench.core.config import RunConfig
 from sslbench.core.plugins import load_plugins
 from sslbench.engine import distributed, pretrain
+from sslbench.engine.checkpoint import load_checkpoint
 from sslbench.engine.pretrain import Context
 from sslbench.errors import TrainingError, UsageError
 
@@ -283,3 +286,54 @@ def test_torchrun_writes_one_record_and_one_checkpoint(tmp_path):
     rows = (next((tmp_path / "runs").glob("*/metrics.csv"))).read_text().splitlines()
     assert sum(row.startswith("phase,") for row in rows) == 1  # one writer, one header
     assert done.stdout.count("linear Acc@1") == 1  # one summary, not one per process
+
+
+def _torchrun(folder: Path, *extra: str) -> subprocess.Popen:
+    """``torchrun`` of 2 CPU processes: SimCLR on digits, one epoch of 8 steps, a log (and so a
+    sync point where the processes agree on stopping) every 2 steps."""
+    folder.mkdir(exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLBENCH_DISABLE_PLUGIN_AUTOLOAD": "1",
+           "SSLBENCH_DATA": str(folder / "data")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           str(WORLD), "-m", "sslbench", "run", "simclr", "resnet18", "digits", "--epochs", "1",
+           "--batch-size", "64", "--set", "data.image_size=8", "--set", "data.train_subset=512",
+           "--set", "eval.linear.epochs=1", "--set", "eval.train_subset=256",
+           "--set", "pretrain.log_every=2", "--checkpoint-every", "2", "--quiet", "--device",
+           "cpu", *extra]
+    return subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_sigterm_under_torchrun_stops_every_rank_at_one_step_and_resumes_exactly(tmp_path):
+    straight = _torchrun(tmp_path / "straight")
+    stopped = _torchrun(tmp_path / "stopped")
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "stopped").glob("runs/*/checkpoint.pt")):
+        assert stopped.poll() is None and time.monotonic() < deadline, stopped.communicate()[0]
+        time.sleep(0.01)
+    os.killpg(stopped.pid, signal.SIGTERM)  # as Slurm does: torchrun and both workers
+    output, _ = stopped.communicate(timeout=300)
+    lines = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == WORLD, output  # one line per process (torchrun adds its own report)
+    [checkpoint] = (tmp_path / "stopped").glob("runs/*/checkpoint.pt")
+    step = load_checkpoint(checkpoint)["step"]
+    assert step % 2 == 0 and 0 < step < 8  # a sync point, and mid-epoch
+    where = f"error: terminated by SIGTERM at step {step} of 8: "
+    assert sorted(lines) == [
+        f"{where}checkpoint saved to {checkpoint.relative_to(tmp_path / 'stopped')}; "
+        "continue with --resume", f"{where}no checkpoint on this process"]
+    assert len(load_checkpoint(checkpoint)["ranks"]) == WORLD  # each process's own RNGs
+    assert not list((tmp_path / "stopped").glob("results/*.json"))
+
+    resumed = _torchrun(tmp_path / "stopped", "--resume")
+    for proc in (resumed, straight):
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    [a], [b] = (list((tmp_path / d).glob("results/*.json")) for d in ("stopped", "straight"))
+    rec_a, rec_b = json.loads(a.read_text()), json.loads(b.read_text())
+    assert rec_a["metrics"] == rec_b["metrics"] and rec_a["metrics"]["final_loss"] > 0
+    [ca], [cb] = (list((tmp_path / d).glob("runs/*/checkpoint.pt")) for d in ("stopped",
+                                                                              "straight"))
+    for key, value in load_checkpoint(cb)["model"].items():
+        assert torch.equal(load_checkpoint(ca)["model"][key], value), key

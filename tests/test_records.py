@@ -11,6 +11,7 @@ from sslbench.core.records import (
     RunRecord,
     load_records,
     read_record,
+    recipe_hash,
 )
 from sslbench.core.store import RecordStore
 
@@ -19,10 +20,11 @@ PROV = Provenance(sslbench="0.1.0", torch="2", torchvision="0", python="3.11", p
 
 def make_record(run_id="r1", **kw):
     fields = dict(run_id=run_id, status="completed", method="simclr", backbone="resnet18",
-                  dataset="digits", seed=0, epochs=1, config={"seed": 0}, config_hash="abc",
+                  dataset="digits", seed=0, epochs=1, config={"seed": 0},
                   metrics=Metrics(linear_acc1=90.0, linear_acc5=99.0, knn_acc1=88.0),
                   provenance=PROV)
     fields.update(kw)
+    fields.setdefault("config_hash", recipe_hash(fields["config"]))  # as a real run's
     return RunRecord(**fields)
 
 
@@ -57,3 +59,21 @@ def test_unreadable_records_are_skipped_with_warning(tmp_path):
 def test_unknown_fields_are_rejected():
     with pytest.raises(ValueError):
         RunRecord.model_validate({**make_record().model_dump(), "surprise": 1})
+
+
+def test_recipe_hash_of_a_stored_config_is_run_config_hash(plugins):
+    from sslbench.bench.resolve import resolve_config
+    from sslbench.core.config import RunConfig
+
+    cfg = resolve_config(plugins.catalog, "swav", "resnet18", "cifar10", sets=["seed=3"])
+    stored = json.loads(cfg.model_dump_json())  # as a record holds it, read back from JSON
+    assert recipe_hash(stored) == cfg.hash() == RunConfig.model_validate(stored).hash()
+
+
+def test_the_committed_registry_passes_the_read_checks():
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    records, warnings = load_records(results)
+    assert warnings == []
+    assert len(records) == len(list(results.glob("*.json"))) > 0

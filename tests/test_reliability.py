@@ -28,7 +28,7 @@ from sslbench.bench.resolve import cell_from_config, resolve_config
 from sslbench.cli import app
 from sslbench.core.config import ViewSpec
 from sslbench.core.plugins import load_plugins
-from sslbench.core.records import Provenance, RunRecord, load_records, read_record
+from sslbench.core.records import Provenance, RunRecord, load_records, read_record, recipe_hash
 from sslbench.core.store import RecordStore
 from sslbench.engine.checkpoint import load_checkpoint, save_checkpoint
 from sslbench.errors import SSLBenchError
@@ -341,7 +341,7 @@ PROV = Provenance(sslbench="0", torch="2", torchvision="0", python="3.11", platf
 def make_record(rid: str, writer: int) -> RunRecord:
     return RunRecord(run_id=rid, status="completed", method="simclr", backbone="resnet18",
                      dataset="digits", seed=writer, epochs=1, config={"writer": writer},
-                     config_hash="abc", provenance=PROV)
+                     config_hash=recipe_hash({"writer": writer}), provenance=PROV)
 
 
 def write_many(args) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from sslbench.engine.checkpoint import load_checkpoint
@@ -96,3 +97,50 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert rec_a["run_id"] == rec_b["run_id"] and rec_a["config"] == rec_b["config"]
     assert rec_a["metrics"] == rec_b["metrics"]  # cost (timings) differs, and may
     assert rec_a["metrics"]["final_loss"] is not None
+
+
+def sigterm_mid_last_epoch(proc: subprocess.Popen, folder: Path) -> None:
+    """Send SIGTERM (as Slurm or Kubernetes do before a kill) right after the checkpoint taken
+    mid-way through the last epoch; the run itself must then checkpoint and stop."""
+    seen, deadline = None, time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(folder.glob("runs/*/checkpoint.pt"))
+        if found and found[0].stat().st_ino != seen:
+            seen = found[0].stat().st_ino
+            os.kill(proc.pid, signal.SIGSTOP)
+            step = torch.load(found[0], mmap=True, weights_only=True)["step"]
+            if step > (EPOCHS - 1) * STEPS_PER_EPOCH and step % STEPS_PER_EPOCH:
+                os.kill(proc.pid, signal.SIGTERM)
+                os.kill(proc.pid, signal.SIGCONT)
+                return
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.005)
+    raise AssertionError(f"no checkpoint mid-way through the last epoch; the run said: "
+                         f"{proc.communicate()[0]}")
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_exits_143_and_resume_equals_an_uninterrupted_run(tmp_path):
+    straight = start(tmp_path / "straight")
+    stopped = start(tmp_path / "stopped")
+    sigterm_mid_last_epoch(stopped, tmp_path / "stopped")
+    output, _ = stopped.communicate(timeout=300)
+    assert stopped.returncode == 143, output  # handled: not -15, killed by the signal
+    [checkpoint] = (tmp_path / "stopped").glob("runs/*/checkpoint.pt")
+    step = load_checkpoint(checkpoint)["step"]
+    assert step > EPOCHS * STEPS_PER_EPOCH - 2  # at the next step boundary after the signal
+    assert output.strip().splitlines()[-1] == (
+        f"error: terminated by SIGTERM at step {step} of {EPOCHS * STEPS_PER_EPOCH}: checkpoint "
+        f"saved to {checkpoint.relative_to(tmp_path / 'stopped')}; continue with --resume")
+    assert not list((tmp_path / "stopped").glob("results/*.json"))  # no record of a stopped run
+
+    finish(start(tmp_path / "stopped", "--resume"))
+    finish(straight)
+    [ra], [rb] = (list((tmp_path / d).glob("results/*.json")) for d in ("stopped", "straight"))
+    rec_a, rec_b = json.loads(ra.read_text()), json.loads(rb.read_text())
+    assert rec_a["status"] == rec_b["status"] == "completed"
+    assert rec_a["metrics"] == rec_b["metrics"] and rec_a["metrics"]["final_loss"] is not None
+    [a], [b] = (list((tmp_path / d).glob("runs/*/checkpoint.pt")) for d in ("stopped", "straight"))
+    resumed, uninterrupted = load_checkpoint(a), load_checkpoint(b)
+    for key, value in uninterrupted["model"].items():
+        assert torch.equal(resumed["model"][key], value), f"{key} differs"

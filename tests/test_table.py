@@ -9,15 +9,15 @@ from tests.test_records import make_record
 def records():
     cfg = {"data": {"image_size": 16}, "pretrain": {"batch_size": 128}}
     return [
-        make_record("a0", seed=0, config=cfg, config_hash="h1",
+        make_record("a0", seed=0, config=cfg,
                     metrics=Metrics(linear_acc1=90.0, linear_acc5=99.0, knn_acc1=80.0),
                     cost=Cost(pretrain_seconds=360.0, images_per_second=100.0)),
-        make_record("a1", seed=1, config=cfg, config_hash="h1",
+        make_record("a1", seed=1, config=cfg,
                     metrics=Metrics(linear_acc1=92.0, linear_acc5=99.5, knn_acc1=84.0),
                     cost=Cost(pretrain_seconds=360.0, images_per_second=120.0)),
-        make_record("r0", method="random", epochs=0, config=cfg, config_hash="h2",
+        make_record("r0", method="random", epochs=0, config=cfg,
                     metrics=Metrics(linear_acc1=70.0, linear_acc5=95.0, knn_acc1=60.0)),
-        make_record("f0", status="failed", reason="nan", config_hash="h3"),
+        make_record("f0", status="failed", reason="nan"),
     ]
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sslbench.bench.cell import Cell
 from sslbench.bench.resolve import cell_from_config, parse_sets, validate
 from sslbench.bench.run import CHECKPOINT, RunOptions, fixed_subset, seed_everything
+from sslbench.core import safe_io
 from sslbench.core.config import RunConfig, deep_merge, dotted_to_nested
 from sslbench.core.plugins import Plugins
 from sslbench.core.records import PROTOCOL, Metrics, atomic_write_text
@@ -72,7 +73,7 @@ def locate(path: Path) -> tuple[Path, RunConfig, Path, dict | None]:
     if path.is_dir():
         if not (path / CONFIG).is_file():
             raise UsageError(f"{path} is not a run folder: it has no {CONFIG}")
-        cfg = read_config((path / CONFIG).read_text(encoding="utf-8"), path / CONFIG)
+        cfg = read_config(safe_io.read_text(path / CONFIG, "run config"), path / CONFIG)
         ckpt = path / CHECKPOINT
         return path, cfg, ckpt, load_checkpoint(ckpt) if ckpt.exists() else None
     if not path.exists():
@@ -81,7 +82,7 @@ def locate(path: Path) -> tuple[Path, RunConfig, Path, dict | None]:
     if "config" in state:
         return path.parent, read_config(state["config"], path), path, state
     if (path.parent / CONFIG).is_file():
-        config = read_config((path.parent / CONFIG).read_text(), path.parent)
+        config = read_config(safe_io.read_text(path.parent / CONFIG, "run config"), path.parent)
         return path.parent, config, path, state
     raise SSLBenchError(f"checkpoint {path} carries no config and has no {CONFIG} beside it")
 

@@ -29,6 +29,7 @@ from sslbench.core.config import RunConfig
 from sslbench.core.plugins import Plugins, load_plugins
 from sslbench.core.records import RunRecord
 from sslbench.core.store import RecordStore
+from sslbench.errors import Stopped
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class Outcome:
 
 def execute_cell(cfg_json: str, opts: RunOptions, plugins: Plugins | None = None) -> Outcome:
     """Run one cell (its resolved config as JSON, so it crosses process boundaries; the cell is
-    rebuilt from it here); never raises ``Exception``.
+    rebuilt from it here); raises only what stops the whole matrix
+    (:class:`~sslbench.errors.Stopped`: Ctrl-C or SIGTERM).
 
     A failure ``run_cell`` already recorded keeps its record; any other one gets a ``failed``
     record here, with the exception as its reason (never over a completed record).
@@ -52,6 +54,8 @@ def execute_cell(cfg_json: str, opts: RunOptions, plugins: Plugins | None = None
         cell = cell_from_config(plugins.catalog, cfg)
         run_cell(cell, opts)
         return Outcome(cell.run_id, "done")
+    except Stopped:  # Ctrl-C or SIGTERM: not the cell's failure; the whole matrix stops
+        raise
     except Exception as exc:  # noqa: BLE001 - a cell's failure is data for the registry
         reason = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if cell is None:

@@ -27,19 +27,20 @@ CLI flags (``--epochs``...).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from sslbench.bench.cell import Cell
-from sslbench.bench.resolve import parse_sets, resolve_cell
+from sslbench.bench.resolve import parse_sets, resolve_cell, validation_message
+from sslbench.core import safe_io
 from sslbench.core.catalog import Catalog
 from sslbench.core.store import RecordStore
-from sslbench.errors import UsageError
+from sslbench.errors import Stopped, Terminated, UsageError
 
 AXES = {"methods": "methods", "backbones": "backbones", "datasets": "datasets"}
-CELL_KEYS = {"method", "backbone", "dataset", "seed", "config"}
 
 
 @dataclass
@@ -78,30 +79,50 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+class _FileCell(BaseModel):
+    """One ``[[cells]]`` table: the keys given must all match a cell for its settings to apply."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    method: str | None = None
+    backbone: str | None = None
+    dataset: str | None = None
+    seed: int | None = Field(None, ge=0)
+    config: dict[str, Any] = {}
+
+
+def _listed(value: Any) -> Any:
+    """One name (``"*"`` too) or one seed stands for a list of it."""
+    return [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+class _MatrixFile(BaseModel):
+    """The shape of a matrix file (strict: ``seeds = [true]`` or ``epochs = "2"`` are errors)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    methods: Annotated[list[str], BeforeValidator(_listed)] = []
+    backbones: Annotated[list[str], BeforeValidator(_listed)] = []
+    datasets: Annotated[list[str], BeforeValidator(_listed)] = []
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_listed)] = [0]
+    epochs: int | None = Field(None, ge=0)
+    config: dict[str, Any] = {}
+    cells: list[_FileCell] = []
+
+
 def load_matrix_file(path: Path) -> MatrixSpec:
-    """Read a matrix TOML file into a :class:`MatrixSpec`; unknown keys are a usage error."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read matrix file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"matrix file {path} is not valid TOML: {exc}") from None
+    """Read a matrix TOML file into a :class:`MatrixSpec`; any wrong key or shape is one line."""
+    data = safe_io.load_document(path, "matrix file", fmt="TOML")
     unknown = sorted(set(data) - {*AXES, "seeds", "epochs", "config", "cells"})
     if unknown:
-        raise UsageError(f"matrix file {path}: unknown key {unknown[0]!r} (expected methods, "
-                         "backbones, datasets, seeds, epochs, [config], [[cells]])")
-    seeds = data.get("seeds", [0])
-    seeds = [seeds] if isinstance(seeds, int) else seeds
-    if not (isinstance(seeds, list) and all(isinstance(s, int) and s >= 0 for s in seeds)):
-        raise UsageError(f"matrix file {path}: seeds must be a list of non-negative integers")
-    for cell in data.get("cells", []):
-        if set(cell) - CELL_KEYS:
-            raise UsageError(f"matrix file {path}: [[cells]] takes {sorted(CELL_KEYS)}, "
-                             f"got {sorted(set(cell) - CELL_KEYS)}")
-    return MatrixSpec(methods=data.get("methods", []), backbones=data.get("backbones", []),
-                      datasets=data.get("datasets", []), seeds=seeds,
-                      epochs=data.get("epochs"), config=data.get("config", {}),
-                      cells=data.get("cells", []))
+        raise UsageError(f"matrix file {path}: unknown key {safe_io.truncate(unknown[0])} "
+                         "(expected methods, backbones, datasets, seeds, epochs, [config], "
+                         "[[cells]])")
+    try:
+        spec = _MatrixFile.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"matrix file {path}: {validation_message(exc)}") from None
+    return MatrixSpec(methods=spec.methods, backbones=spec.backbones, datasets=spec.datasets,
+                      seeds=spec.seeds, epochs=spec.epochs, config=spec.config,
+                      cells=[c.model_dump(exclude_none=True) for c in spec.cells])
 
 
 def names(catalog: Catalog, kind: str, wanted: list[str] | str) -> list[str]:
@@ -162,9 +183,16 @@ def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def completed(cell: Cell, results_dir: Path) -> bool:
-    """Whether the registry already holds a completed record of this cell (an unreadable one
-    does not count: the cell runs again and its new record replaces it)."""
-    return RecordStore(results_dir).is_completed(cell.run_id)
+    """Whether the registry already holds a completed record of this very cell.
+
+    The record must be valid (see :func:`~sslbench.core.records.read_record`) and of this
+    cell's recipe and seed: a record of another cell copied under this one's name does not
+    count, and a missing or unreadable one neither (the cell runs again and its new record
+    replaces it).
+    """
+    record = RecordStore(results_dir).read(cell.run_id)
+    return (record is not None and record.status == "completed"
+            and record.config_hash == cell.config_hash and record.seed == cell.config.seed)
 
 
 def plan(cells: list[Cell], results_dir: Path, rerun: bool = False) -> list[tuple[Cell, bool]]:
@@ -207,7 +235,7 @@ def run_matrix(cells: list[Cell], executor, opts, *, rerun: bool = False,
             else:
                 summary.failed.append((outcome.run_id, outcome.reason or "unknown"))
                 report(f"failed  {outcome.run_id}: {outcome.reason}")
-    except KeyboardInterrupt:  # what finished is in the registry; the next start resumes
+    except (KeyboardInterrupt, Stopped, Terminated):  # what finished is in the registry
         report(f"{summary.line()}, {len(todo) - len(summary.done) - len(summary.failed)} "
                "not run (interrupted)")
         raise

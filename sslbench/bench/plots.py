@@ -1,18 +1,33 @@
 """Curves of a run, from its ``metrics.csv`` (the figures the original README showed): PNG
-files in the run folder, or SVG text for the report."""
+files in the run folder, or SVG text for the report.
+
+``metrics.csv`` is read as untrusted input (:func:`read_metrics`): a torn last line, what a kill
+during an append leaves, is dropped; anything else malformed is one line naming the file, the
+line and the problem. PNGs are written atomically, so a full disk leaves the previous plot.
+"""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import IO, Any
 
 import pandas as pd
 
+from sslbench.core import safe_io
+from sslbench.engine.monitor import FIELDS
+
 Panels = list[tuple[pd.DataFrame, str, str]]  # (rows, column on the y axis, its label)
+METRICS_LIMIT = 256 * 2**20  # a row is ~80 bytes: millions of logged steps
+USED = ["phase", "epoch", "step", "loss", "lr", "test_loss", "test_acc1", "test_acc5"]
+NUMERIC = [f for f in FIELDS if f != "phase"]
 
 
-def _figure(panels: Panels, x: str, title: str, path: Path | IO[str], **save: Any) -> None:
+def _figure(panels: Panels, x: str, title: str, path: Path) -> None:
+    """The panels side by side, written to ``path`` as a PNG (atomically)."""
+    _save(_draw(panels, x, title), path)
+
+
+def _draw(panels: Panels, x: str, title: str):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,18 +41,63 @@ def _figure(panels: Panels, x: str, title: str, path: Path | IO[str], **save: An
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, **save)
-    plt.close(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> None:
+    """Render to memory, then write atomically (the old PNG stays if the disk is full)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    safe_io.atomic_write_bytes(path, buffer.getvalue(), "plot")
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """The rows of a ``metrics.csv``, numeric columns as numbers; one line if malformed."""
+    text = safe_io.read_text(path, "metrics file", METRICS_LIMIT)
+    if not text.endswith("\n"):  # a torn last row: the kill came mid-append
+        text = text[:text.rfind("\n") + 1]
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise _bad_metrics(path, safe_io.one_line(str(exc), 200)) from None
+    missing = [c for c in USED if c not in frame.columns]
+    if missing:
+        raise _bad_metrics(path, f"not an sslbench metrics file (no column "
+                                 f"{safe_io.truncate(missing[0])} in its header)")
+    for column in (c for c in NUMERIC if c in frame.columns):
+        raw = frame[column]
+        values = pd.to_numeric(raw.where(raw != ""), errors="coerce")
+        bad = values.isna() & ~raw.str.lower().isin(["", "nan", "inf", "-inf"])
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise _bad_metrics(path, f"line {row + 2}: {column} "
+                                     f"{safe_io.truncate(raw.iloc[row], 40)} is not a number")
+        frame[column] = values
+    return frame
+
+
+def _bad_metrics(path: Path, problem: str) -> safe_io.InputError:
+    return safe_io.InputError(f"metrics file {path}: {problem}", path, problem)
 
 
 def figure_svg(panels: Panels, x: str, title: str) -> str:
     """The same figure as SVG text for a web page: text kept as text (small, selectable), and
     no date or random ids, so the same data gives the same bytes."""
     import matplotlib
+    import matplotlib.pyplot as plt
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "sslbench"}):
-        _figure(panels, x, title, buffer, format="svg", metadata={"Date": None})
+        fig = _draw(panels, x, title)
+        try:
+            fig.savefig(buffer, format="svg", dpi=110, metadata={"Date": None})
+        finally:
+            plt.close(fig)
     return buffer.getvalue()
 
 
@@ -63,8 +123,9 @@ def plot_run(run_dir: Path) -> dict[str, str]:
     csv = run_dir / "metrics.csv"
     if not csv.exists():
         return {}
+    frame = read_metrics(csv)
     written: dict[str, str] = {}
-    for name, (panels, x, title) in run_figures(pd.read_csv(csv)).items():
+    for name, (panels, x, title) in run_figures(frame).items():
         path = run_dir / f"{name}.png"
         _figure(panels, x, title, path)
         written[f"plot_{name}"] = str(path)
@@ -99,7 +160,5 @@ def plot_compute(frame: pd.DataFrame, path: Path) -> Path:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path

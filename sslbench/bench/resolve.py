@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from sslbench.bench.cell import Cell
+from sslbench.core import safe_io
 from sslbench.core.catalog import Catalog
 from sslbench.core.components import MethodTraits
 from sslbench.core.config import ComponentConfig, RunConfig, deep_merge, dotted_to_nested
@@ -108,7 +107,8 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
     """The first error as one line: ``invalid pretrain.epochs: ... (got -1)``."""
     err = exc.errors()[0]
     loc = ".".join(str(part) for part in (prefix, *err["loc"]) if part != "")
-    got = f" (got {err['input']!r})" if err["type"] != "missing" and "input" in err else ""
+    got = (f" (got {safe_io.truncate(err['input'])})"
+           if err["type"] != "missing" and "input" in err else "")
     if err["type"] == "extra_forbidden":
         return f"unknown setting {loc!r}{got}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
@@ -140,7 +140,7 @@ def parse_sets(sets: list[str]) -> dict:
         if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
             raise UsageError(f"--set expects section.key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = safe_io.parse_yaml_value(text) if text.strip() else ""
         except yaml.YAMLError:
             value = text
         merged = deep_merge(merged, dotted_to_nested(key.strip(), value))
@@ -149,25 +149,7 @@ def parse_sets(sets: list[str]) -> dict:
 
 def load_config_file(path: Path) -> dict:
     """A TOML, YAML or JSON file whose top level is a table of config sections."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file {path}: {exc.__class__.__name__}: "
-                         f"{getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        suffix = Path(path).suffix.lower()
-        if suffix == ".toml":
-            data = tomllib.loads(text)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise UsageError(f"config file {path}: unknown format {suffix!r}; "
-                             "use .toml, .yaml or .json")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = " ".join(str(exc).split())
-        raise UsageError(f"config file {path} is not valid {suffix[1:].upper()}: {first}") from None
+    data = safe_io.load_document(path, "config file")  # size, depth, aliases, encoding: 1 line
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -40,17 +40,23 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 def recipe_summary(record: RunRecord) -> str:
     """What differs from a paper-scale run, visible in the table: size, subset, batch, and any
     backbone option (``width 0.5``)."""
-    data, pre = record.config.get("data", {}), record.config.get("pretrain", {})
-    backbone = {k: v for k, v in record.config.get("backbone", {}).items() if k != "name"}
+    data, pre, backbone = (_section(record.config, name)
+                           for name in ("data", "pretrain", "backbone"))
     parts = [f"{key.replace('_', ' ')} {str(value).lower()}"
-             for key, value in sorted(backbone.items())]
+             for key, value in sorted(backbone.items()) if key != "name"]
     if data.get("image_size"):
         parts.append(f"{data['image_size']}px")
-    if data.get("train_subset"):
-        n = data["train_subset"]
+    n = data.get("train_subset")
+    if isinstance(n, int) and n:
         parts.append(f"{n // 1000}k imgs" if n % 1000 == 0 else f"{n} imgs")
     parts.append(f"bs {pre.get('batch_size', '?')}")
     return ", ".join(parts)
+
+
+def _section(config: dict, name: str) -> dict:
+    """A config section, or nothing where a record has none (a foreign or older record)."""
+    section = config.get(name)
+    return section if isinstance(section, dict) else {}
 
 
 def mean_std(values: pd.Series) -> str:

@@ -2,12 +2,15 @@
 
 Every command lives in its own module here and registers itself on :data:`app`. Errors a user
 can cause become one line on stderr and an exit code: 2 for usage, 1 for runtime, 130 for
-Ctrl-C. No traceback reaches the user for those.
+Ctrl-C, 143 for SIGTERM. No traceback reaches the user for those.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 
 import typer
 from typer.core import TyperGroup
@@ -17,7 +20,8 @@ try:  # typer >= 0.24 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import ClickException as _CliError
 
-from sslbench.errors import SSLBenchError
+from sslbench.core.safe_io import one_line
+from sslbench.errors import SSLBenchError, Terminated
 
 
 class _Group(TyperGroup):
@@ -26,19 +30,44 @@ class _Group(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
         try:
-            rc = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _sigterm_unwinds():
+                rc = super().main(args, prog_name, complete_var, standalone_mode=False,
+                                  **extra)
         except _CliError as exc:  # bad options and arguments: click's usage errors, exit 2
             _fail(exc.format_message(), exc.exit_code)
         except SSLBenchError as exc:
             _fail(str(exc), exc.exit_code)
         except (KeyboardInterrupt, typer.Abort):
             _fail("interrupted", 130)
+        except Terminated:
+            _fail("terminated by SIGTERM: what was written before is intact (a run continues "
+                  "from its last checkpoint with --resume auto)", 143)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
 
 
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM raises :class:`Terminated` (which unwinds like Ctrl-C) instead of killing the
+    process on the spot; the training loop defers it further, to the next step boundary."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
 def _fail(message: str, code: int):
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    # one line, and bounded: a message may quote user input (a backstop for any that does
+    # not truncate it itself)
+    typer.echo(f"error: {one_line(message, 2000)}", err=True)
     sys.exit(code)
 
 

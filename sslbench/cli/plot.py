@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -49,7 +50,7 @@ def plot(
 def _run_dir(ref: str, results_dir: Path, output_dir: Path) -> Path:
     """A run folder given directly, under ``output_dir``, or named by its record."""
     for candidate in (Path(ref), output_dir / ref):
-        if (candidate / "metrics.csv").is_file():
+        if os.path.lexists(candidate / "metrics.csv"):  # read (or refused) by plot_run
             return candidate
     from sslbench.core.records import read_record
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,20 +16,38 @@ if TYPE_CHECKING:
 
 
 def find_record(ref: str, results_dir: Path) -> Path:
-    """A record file from a path, a run id, or an unambiguous prefix of one."""
-    if ref.endswith(".json") and Path(ref).is_file():
+    """A record file from a path, a run id, or an unambiguous prefix of one.
+
+    A run id is a name, matched literally inside ``results_dir``: glob characters match only
+    themselves, and an id with a path separator is refused rather than looked up elsewhere.
+    """
+    from sslbench.core.safe_io import truncate
+
+    if ref.endswith(".json") and os.path.lexists(ref):  # a record file named by its path
         return Path(ref)
+    if not ref or "/" in ref or os.sep in ref or ref in (".", ".."):
+        raise UsageError(f"{truncate(ref)} is not a run id (a run id is a file name in "
+                         f"{results_dir}; give a record's path ending in .json)")
     exact = results_dir / f"{ref}.json"
-    if exact.is_file():
+    if os.path.lexists(exact):
         return exact
-    matches = sorted(results_dir.glob(f"{ref}*.json")) if results_dir.is_dir() else []
+    matches = sorted(p for p in _entries(results_dir)
+                     if p.name.startswith(ref) and p.name.endswith(".json"))
     if len(matches) == 1:
         return matches[0]
     if matches:
         names = ", ".join(p.stem for p in matches[:4])
-        raise UsageError(f"{ref!r} matches {len(matches)} records ({names}...): be more precise")
-    raise UsageError(f"no record {ref!r} in {results_dir} (see `sslbench table` or "
+        raise UsageError(f"{truncate(ref)} matches {len(matches)} records ({names}...): be "
+                         "more precise")
+    raise UsageError(f"no record {truncate(ref)} in {results_dir} (see `sslbench table` or "
                      f"ls {results_dir})")
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return [folder / name for name in os.listdir(folder) if not name.startswith(".")]
+    except OSError:  # missing, or not a folder
+        return []
 
 
 def _pct(value: float | None) -> str:
@@ -84,11 +103,11 @@ def show(
 ) -> None:
     """Print one record of the registry: metrics, cost, provenance, artifacts, config."""
     from sslbench.core.records import read_record
+    from sslbench.core.safe_io import InputError, read_text
 
     path = find_record(run, results_dir)
     try:
         record = read_record(path)
-    except (OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"unreadable record {path}: {first}") from None
-    typer.echo(path.read_text(encoding="utf-8").rstrip() if as_json else describe(record))
+    except InputError as exc:
+        raise UsageError(f"unreadable record {path}: {exc.problem}") from None
+    typer.echo(read_text(path, "record").rstrip() if as_json else describe(record))

@@ -40,6 +40,7 @@ def table(
 ) -> None:
     """Print the table (mean ± std over seeds) or rewrite it between the README markers."""
     from sslbench.core.records import atomic_write_text, load_records
+    from sslbench.core.safe_io import write_failure
 
     if results_dir.exists() and not results_dir.is_dir():
         raise UsageError(f"--results-dir {results_dir} is a file, not a results folder")
@@ -56,7 +57,10 @@ def table(
     if readme is None:
         typer.echo(text, nl=False)
         return
-    atomic_write_text(readme, tables.replace_block(_read(readme), text))
+    try:
+        atomic_write_text(readme, tables.replace_block(_read(readme), text))
+    except OSError as exc:  # a full disk: the write is atomic, the file is as it was
+        raise SSLBenchError(write_failure("", readme, exc, f"; {readme} is unchanged")) from None
     typer.echo(f"updated the results table in {readme} ({len(frame)} records)")
 
 

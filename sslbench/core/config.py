@@ -156,8 +156,9 @@ def identity_hash(config: dict[str, Any], plugins: dict[str, str] | None = None)
     a recipe hash) and the third-party plugins it uses; records are checked against it."""
     data = copy.deepcopy(config)
     for (section, key), default in _LATER_FIELDS.items():
-        if data.get(section, {}).get(key, default) == default:
-            data.get(section, {}).pop(key, None)
+        part = data.get(section)
+        if isinstance(part, dict) and part.get(key, default) == default:
+            part.pop(key, None)
     if plugins:
         data["plugins"] = dict(sorted(plugins.items()))
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sslbench.core import safe_io
+from sslbench.core.config import identity_hash
 
 SCHEMA_VERSION = 2  # 2: display names; provenance.plugins lists only the plugins a cell uses
-SCHEMA_VERSIONS = (1, 2)  # what this sslbench reads
+KNOWN_SCHEMAS = range(1, SCHEMA_VERSION + 1)  # the schema versions this sslbench reads
+MAX_INT = 2**53  # larger JSON integers are not exact in every reader (pandas, JavaScript)
+SECTIONS = ("method", "backbone", "data", "pretrain", "eval", "runtime")  # tables in a config
 PROTOCOL = (
     "final epoch, no selection on the test split; linear probe and kNN fit on the train split "
     "(or its fixed subset), reported on the test split"
@@ -20,7 +25,8 @@ PROTOCOL = (
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no inf/nan: a record's numbers are measurements, and JSON has no spelling for them
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Metrics(_Model):
@@ -30,6 +36,13 @@ class Metrics(_Model):
     linear_acc5: float | None = None
     knn_acc1: float | None = None
     final_loss: float | None = None
+
+    @field_validator("linear_acc1", "linear_acc5", "knn_acc1")
+    @classmethod
+    def _percentage(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 100.0:
+            raise ValueError("an accuracy is a percentage, between 0 and 100")
+        return value
 
 
 class Cost(_Model):
@@ -41,6 +54,18 @@ class Cost(_Model):
     num_devices: int = 1
     backend: str | None = None
     precision: str | None = None  # what the run computed in: "bf16", "fp16" or "fp32"
+
+    @field_validator("pretrain_seconds", "eval_seconds", "images_per_second", "peak_memory_mb")
+    @classmethod
+    def _not_negative(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("num_devices")
+    @classmethod
+    def _devices(cls, value: int) -> int:
+        return _bounded(value, 1)
 
 
 class Provenance(_Model):
@@ -80,6 +105,35 @@ class RunRecord(_Model):
     protocol: str = PROTOCOL
     artifacts: dict[str, str] = {}
 
+    # --- checks of what is read back (a hand-edited or foreign record is refused) ---
+    @field_validator("created")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("the timestamp has no time zone (write it like "
+                             "2025-01-31T12:00:00+00:00)")
+        return value
+
+    @field_validator("seed", "epochs")
+    @classmethod
+    def _count(cls, value: int) -> int:
+        return _bounded(value, 0)
+
+    @field_validator("config")
+    @classmethod
+    def _sections(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in SECTIONS:
+            if name in value and not isinstance(value[name], dict):
+                raise ValueError(f"config section {name!r} must be a table, got "
+                                 f"{safe_io.truncate(value[name], 40)}")
+        return value
+
+
+def _bounded(value: int, low: int) -> int:
+    if not low <= value <= MAX_INT:
+        raise ValueError(f"must be between {low} and 2**53")
+    return value
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Temp file in the same folder, fsync, rename: never a half-written file under ``path``."""
@@ -95,12 +149,75 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def recipe_hash(config: dict[str, Any], plugins: dict[str, str] | None = None) -> str:
+    """:meth:`RunConfig.hash` of a config as stored (its ``model_dump(mode="json")``), with the
+    third-party plugins the cell used (part of its identity since schema 2).
+
+    Computed from the dict itself, not by validating it into a ``RunConfig``, so that records of
+    plugins not installed here, or of older sslbench versions, can be checked too.
+    """
+    return identity_hash({k: v for k, v in config.items() if k != "seed"}, plugins)
+
+
 def read_record(path: Path) -> RunRecord:
-    return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    """The record in ``path``, validated; else :class:`~sslbench.core.safe_io.InputError`.
+
+    Beyond the schema (finite numbers, accuracies in [0, 100], a time zone on the timestamp):
+    a schema version this sslbench knows, the run id equal to the file's name (another cell's
+    record copied here is not this cell's), and the config hash equal to the stored config's.
+    """
+    path = Path(path)
+    data = safe_io.load_document(path, "record", fmt="JSON")
+    if not isinstance(data, dict):
+        raise _invalid(path, "not a JSON object")
+    _check_schema_version(path, data.get("schema_version", SCHEMA_VERSION))
+    try:
+        record = RunRecord.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(path, _first_error(exc)) from None
+    if record.run_id != path.stem:
+        raise _invalid(path, f"it holds run {safe_io.truncate(record.run_id)}, not "
+                             f"{path.stem!r}: a record is named after its run id")
+    # schema 1 listed every installed plugin in provenance, and none was part of the identity
+    used = record.provenance.plugins if record.schema_version >= 2 else None
+    expected = recipe_hash(record.config, used)
+    if record.config_hash != expected:
+        raise _invalid(path, f"config_hash {safe_io.truncate(record.config_hash, 20)} is not "
+                             f"the hash of its config ({expected}): one of them was edited")
+    return record
+
+
+def _check_schema_version(path: Path, version: Any) -> None:
+    if isinstance(version, int) and not isinstance(version, bool) and version in KNOWN_SCHEMAS:
+        return
+    if isinstance(version, int | float) and not isinstance(version, bool) and math.isfinite(
+            version) and version > SCHEMA_VERSION:
+        raise _invalid(path, f"written by a newer sslbench (schema version {version:g}; this "
+                             f"one reads up to {SCHEMA_VERSION}): upgrade sslbench to read it")
+    raise _invalid(path, f"unknown schema version {safe_io.truncate(version, 40)}")
+
+
+def _first_error(exc: ValidationError) -> str:
+    """``metrics.linear_acc1: an accuracy is a percentage, ... (got 250.0)``."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = ".".join(str(part) for part in err["loc"]) or "record"
+    got = (f" (got {safe_io.truncate(err['input'], 60)})"
+           if err["type"] != "missing" and "input" in err and err["loc"] else "")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{loc}: {err['msg'].removeprefix('Value error, ')}{got}{more}"
+
+
+def _invalid(path: Path, problem: str) -> safe_io.InputError:
+    return safe_io.InputError(f"invalid record {path}: {problem}", path, problem)
 
 
 def load_records(results_dir: Path) -> tuple[list[RunRecord], list[str]]:
-    """All readable records, and one warning line per unreadable file (which is skipped)."""
+    """All valid records, and one warning line per file that is not one (it is skipped).
+
+    Never blocks or fails on what else a folder may hold: FIFOs, folders named ``x.json``,
+    symbolic-link loops, unreadable or malformed files are each one warning.
+    """
     records: list[RunRecord] = []
     warnings: list[str] = []
     if not results_dir.is_dir():
@@ -108,7 +225,8 @@ def load_records(results_dir: Path) -> tuple[list[RunRecord], list[str]]:
     for path in sorted(results_dir.glob("*.json")):
         try:
             records.append(read_record(path))
-        except (OSError, ValueError, ValidationError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            warnings.append(f"skipping unreadable record {path}: {first}")
+        except safe_io.InputError as exc:
+            warnings.append(f"skipping unreadable record {path}: {exc.problem}")
+        except OSError as exc:
+            warnings.append(f"skipping unreadable record {path}: {exc.strerror or exc}")
     return records, warnings

@@ -13,6 +13,7 @@ import os
 import pickle
 import random
 import re
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,16 +22,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from sslbench.core.safe_io import is_disk_full, write_failure
 from sslbench.errors import SSLBenchError
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Temp file, fsync, rename: a crash or a full disk leaves the previous checkpoint intact."""
+    """Temp file, fsync, rename: a crash or a full disk leaves the previous checkpoint intact.
+
+    A full disk is one line however it surfaced: an ``OSError`` from the write, the fsync or
+    the rename, or PyTorch's ``RuntimeError`` about its zip writer with the ``OSError`` inside.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise SSLBenchError(f"cannot write checkpoint {path}: {_reason(exc)}") from None
+        raise SSLBenchError(write_failure("checkpoint", path, exc)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
@@ -39,19 +45,18 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # e.g. ENOSPC: say so in one line, keep the old file
+        if isinstance(exc, OSError) or is_disk_full(exc):  # say so in one line, keep the old
             kept = "; the previous checkpoint is intact" if path.exists() else ""
-            raise SSLBenchError(f"cannot write checkpoint {path}: {_reason(exc)}{kept}") from None
+            raise SSLBenchError(write_failure("checkpoint", path, exc, kept)) from None
         raise
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything that would run code is refused."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise SSLBenchError(f"refusing checkpoint {path}: it is not a regular file (a "
+                                "FIFO or a device would block or never end)")
         with warnings.catch_warnings():  # torch's notes on odd pickles: the refusal says enough
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -150,6 +150,36 @@ def average(tensor: torch.Tensor) -> torch.Tensor:
     return total / world_size()
 
 
+def agree_max(value: int) -> int:
+    """The largest ``value`` over processes (the value itself in a single process).
+
+    A collective: every process must call it at the same point (the training loop does so at
+    its log steps, a pure function of the step, where it reads the loss back anyway).
+    """
+    if not is_distributed():
+        return value
+    device = (torch.device("cuda", torch.cuda.current_device()) if backend() == "nccl"
+              else torch.device("cpu"))
+    flag = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item())
+
+
+def gather_objects(obj) -> list:
+    """Every process's ``obj`` (picklable), in rank order, on every process (``[obj]`` alone)."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    """Wait for every process (no-op in a single process)."""
+    if is_distributed():
+        dist.barrier()
+
+
 def shard(n: int) -> tuple[int, int]:
     """This process's contiguous ``[start, stop)`` of ``n`` items (sizes differ by at most 1)."""
     base, extra = divmod(n, world_size())

@@ -8,7 +8,8 @@ optimizer with the lr of this step. The loss is read back to the host only every
 Resume is exact: a checkpoint (every epoch, every ``checkpoint_every`` steps, on Ctrl-C) holds
 all the next step reads, this epoch's loss sums included, and the data order is a pure function
 of (seed, epoch); a run killed mid-epoch and resumed ends with the same weights and final loss,
-bit for bit on CPU, as one never stopped. Ctrl-C acts between two steps, where state is whole.
+bit for bit on CPU, as one never stopped. Ctrl-C and SIGTERM act between two steps, where
+state is whole; under torchrun all processes agree on the step (see :func:`_stop_requested`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sslbench.engine.checkpoint import rng_states, save_checkpoint, set_rng_stat
 from sslbench.engine.device import autocast, make_scaler
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.engine.optim import Optimization, set_lr
-from sslbench.errors import Interrupted, SSLBenchError, TrainingError, UsageError
+from sslbench.errors import Interrupted, Preempted, SSLBenchError, TrainingError, UsageError
 
 WARMUP_STEPS = 3  # steps excluded from the images/s figure (allocator, caches, autotuning)
 
@@ -84,7 +85,9 @@ class _Loop:
     interval_loss: torch.Tensor | None = None  # sum since the last log
     interval: int = 0  # steps since the last log
     clean: torch.Tensor | None = None  # steps of this interval before its first non-finite loss
-    interrupted: bool = False  # Ctrl-C seen: checkpoint and stop after this step
+    signal: int = 0  # SIGINT or SIGTERM seen by this process (0: none)
+    signal_time: float = 0.0  # when it was first seen (a repeat within a second is the same)
+    stopping: int = 0  # the signal all processes agreed to checkpoint and stop on
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -111,6 +114,7 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
                 _run_epoch(method, loop, images, labels if ctx.needs_labels else None, ctx)
                 loop.epoch += 1
                 _checkpoint(loop, method, ctx)
+                _stop_requested(loop, at_sync=True)
                 _stop_if_interrupted(loop, ctx)
     finally:
         ctx.reporter.stop()
@@ -178,8 +182,8 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
             loop.clean.zero_()
             loop.interval = 0
         if not last:  # the epoch's end checkpoints (and stops) in pretrain()
-            if loop.interrupted or (ctx.checkpoint_every
-                                    and loop.step % ctx.checkpoint_every == 0):
+            if _stop_requested(loop, loop.step % p.log_every == 0) or (
+                    ctx.checkpoint_every and loop.step % ctx.checkpoint_every == 0):
                 _checkpoint(loop, method, ctx)
             _stop_if_interrupted(loop, ctx)
     mean_loss = loop.epoch_loss / loop.steps_per_epoch
@@ -231,36 +235,70 @@ def _log(loop: _Loop, mean_loss, logs, steps: int, tick: float, ctx: Context) ->
 
 
 def _checkpoint(loop: _Loop, method: nn.Module, ctx: Context) -> None:
+    # every process's own random streams (its augmentations differ from rank 0's), so that a
+    # resumed torchrun run continues each process exactly; called by all processes alike
+    ranks = distributed.gather_objects(_rank_rng(loop))
     if ctx.checkpoint_path is not None:  # rank 0 only under torchrun
-        save_checkpoint(_state(loop, method, ctx), ctx.checkpoint_path)
+        save_checkpoint({**_state(loop, method, ctx), "ranks": ranks}, ctx.checkpoint_path)
+
+
+def _rank_rng(loop: _Loop) -> dict:
+    return {"augment_rng": loop.augment.generator.get_state(), "rng": rng_states()}
 
 
 @contextlib.contextmanager
 def _deferred_interrupt(loop: _Loop):
-    """While training, Ctrl-C (SIGINT) only sets ``loop.interrupted``; the loop checkpoints
-    and stops after the current step. A second Ctrl-C raises at once."""
+    """While training, Ctrl-C (SIGINT) and SIGTERM only set ``loop.signal``; the loop
+    checkpoints and stops at the next step boundary. A second Ctrl-C raises at once; a repeat
+    within a second does not (torchrun forwards the terminal's Ctrl-C to processes that got it
+    already), nor does a second SIGTERM (Slurm signals every process, torchrun forwards again)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
 
-    def on_sigint(signum, frame):
-        if loop.interrupted:
+    def on_signal(signum, frame):
+        now = time.monotonic()
+        if signum == signal.SIGINT and loop.signal and now - loop.signal_time > 1.0:
             raise KeyboardInterrupt
-        loop.interrupted = True
+        if not loop.signal:
+            loop.signal_time = now
+        if signum == signal.SIGTERM or not loop.signal:  # a pre-emption outranks a Ctrl-C
+            loop.signal = signum
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _stop_requested(loop: _Loop, at_sync: bool) -> bool:
+    """Whether to checkpoint and stop at this step boundary.
+
+    In one process: whenever a signal has been seen. Under torchrun the signal reaches the
+    processes at slightly different steps, and a process that stopped alone would leave the
+    others waiting in their next all-reduce; so they agree (an all-reduce of the flag) at the
+    sync points only: every ``log_every`` steps, where the loss is read back anyway, and at each
+    epoch's end. ``at_sync`` must be a pure function of the step, the same on every process.
+    """
+    if not distributed.is_distributed():
+        loop.stopping = loop.signal
+    elif at_sync:
+        loop.stopping = distributed.agree_max(loop.signal)
+    return bool(loop.stopping)
 
 
 def _stop_if_interrupted(loop: _Loop, ctx: Context) -> None:
-    if not loop.interrupted:
+    if not loop.stopping:
         return
+    distributed.barrier()  # rank 0's checkpoint is on disk before any process exits
     saved = (f"checkpoint saved to {ctx.checkpoint_path}; continue with --resume"
              if ctx.checkpoint_path is not None else "no checkpoint on this process")
-    raise Interrupted(f"interrupted at step {loop.step} of {loop.total_steps}: {saved}")
+    where = f"at step {loop.step} of {loop.total_steps}: {saved}"
+    if loop.stopping == signal.SIGTERM:
+        raise Preempted(f"terminated by SIGTERM {where}")
+    raise Interrupted(f"interrupted {where}")
 
 
 def _state(loop: _Loop, method: nn.Module, ctx: Context) -> dict:
@@ -293,8 +331,10 @@ def _restore(loop: _Loop, method: nn.Module, state: dict, device: torch.device) 
     method.load_state_dict(state["model"])
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.scaler.load_state_dict(state["scaler"])
-    loop.augment.generator.set_state(state["augment_rng"])
-    set_rng_states(state["rng"])
+    ranks = state.get("ranks") or []
+    own = ranks[distributed.rank()] if len(ranks) == distributed.world_size() else state
+    loop.augment.generator.set_state(own["augment_rng"])  # else another process count: rank 0's
+    set_rng_states(own["rng"])
     loop.epoch, loop.step, loop.final_loss = state["epoch"], state["step"], state["final_loss"]
     loop.timed_images, loop.timed_seconds = state["timing"]
     if state.get("epoch_loss") is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from sslbench.bench import plots, provenance
+from sslbench.bench.loggers import open_loggers
 from sslbench.core.components import DatasetSplits, Split, method_trait
 from sslbench.core.config import RunConfig
 from sslbench.core.plugins import Plugins
@@ -24,7 +25,7 @@ from sslbench.engine import device as dev
 from sslbench.engine import distributed
 from sslbench.engine.checkpoint import load_checkpoint
 from sslbench.engine.evaluate import evaluate
-from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.engine.monitor import Reporter
 from sslbench.engine.pretrain import Context, PretrainResult, pretrain
 from sslbench.errors import DataError, SSLBenchError, TrainingError, UsageError
 
@@ -47,6 +48,8 @@ class RunOptions:
     quiet: bool = False
     resume: bool | str = False  # True or "yes": continue from the checkpoint; "auto": if any
     checkpoint_every: int | None = None  # steps between mid-epoch checkpoints (None: epochs)
+    log: tuple[str, ...] = ()  # loggers besides metrics.csv (--log tensorboard,wandb)
+    log_options: dict[str, dict] = field(default_factory=dict)  # logger name -> its options
 
 
 def run_id(cfg: RunConfig) -> str:
@@ -108,11 +111,20 @@ def run_cell(cfg: RunConfig, plugins: Plugins, opts: RunOptions) -> RunRecord:
                 config=cfg.model_dump(mode="json"), config_hash=cfg.hash(),
                 provenance=provenance.collect(dev.device_name(device), plugins.distributions()),
                 artifacts={"run_dir": str(run_dir)})
+    # every metrics row goes to metrics.csv and the --log trackers; they get the final record
+    sink = open_loggers(plugins.catalog, opts.log, run_dir, rid, opts.log_options,
+                        active=distributed.is_main())
+    sink.start(base["config"])
     started = time.time()
     try:
-        metrics, cost = _pretrain_and_evaluate(cfg, plugins, opts, data, device, run_dir)
+        metrics, cost = _pretrain_and_evaluate(cfg, plugins, opts, data, device, run_dir, sink)
     except Exception as exc:
-        _record_failure(_explain(exc, cfg), base, opts.results_dir, started)
+        error = _explain(exc, cfg)
+        sink.finish(RunRecord(status="failed", reason=str(error), **base))
+        _record_failure(error, base, opts.results_dir, started)
+    except BaseException:  # Ctrl-C: the trackers' runs end (as stopped), then it goes on up
+        sink.close()
+        raise
     if not distributed.is_main():
         return RunRecord(status="completed", metrics=metrics, cost=cost, **base)
     artifacts = {**base.pop("artifacts"), **plots.plot_run(run_dir)}
@@ -121,6 +133,7 @@ def run_cell(cfg: RunConfig, plugins: Plugins, opts: RunOptions) -> RunRecord:
     record = RunRecord(status="completed", metrics=metrics, cost=cost, artifacts=artifacts,
                        **base)
     _save_record(record, Path(opts.results_dir))
+    sink.finish(record)
     return record
 
 
@@ -176,7 +189,8 @@ def _explain(exc: Exception, cfg: RunConfig) -> Exception:
     return error
 
 
-def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_dir: Path):
+def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_dir: Path,
+                           metrics):
     image_size = cfg.data.image_size or data.image_size
     seed_everything(cfg.seed)
     method = build_method(plugins, cfg, image_size, data.num_classes).to(device)
@@ -190,7 +204,6 @@ def _pretrain_and_evaluate(cfg, plugins, opts, data: DatasetSplits, device, run_
         print(f"warning: {slow}", file=sys.stderr)
     if main and not opts.resume:  # a fresh run of a cell starts its curves afresh
         (run_dir / "metrics.csv").unlink(missing_ok=True)
-    metrics = MetricsLog(run_dir / "metrics.csv" if main else None)
     ctx = Context(cfg, plugins.catalog, device, cfg.pretrain.views, image_size, data.mean,
                   data.std, reporter, metrics, run_dir / CHECKPOINT if main else None)
     ctx.checkpoint_every = opts.checkpoint_every

@@ -55,6 +55,7 @@ def main() -> None:
 # Each module adds its commands to ``app`` (imported for that side effect).
 from sslbench.cli import catalog as _catalog  # noqa: E402,F401
 from sslbench.cli import eval as _eval  # noqa: E402,F401
+from sslbench.cli import export as _export  # noqa: E402,F401
 from sslbench.cli import matrix as _matrix  # noqa: E402,F401
 from sslbench.cli import plot as _plot  # noqa: E402,F401
 from sslbench.cli import run as _run  # noqa: E402,F401

@@ -27,7 +27,8 @@ def load(strict: bool = False) -> Plugins:
 @app.command("list")
 def list_components(
     kind: Kind | None = typer.Argument(None, help="methods, backbones, optimizers, "
-                                                  "schedulers or datasets (default: all)"),
+                                                  "schedulers, datasets or loggers "
+                                                  "(default: all)"),
 ) -> None:
     """List registered components (name, plugin, summary)."""
     plugins = load()

@@ -9,6 +9,7 @@ import typer
 import yaml
 from typer.core import TyperCommand
 
+from sslbench.bench.loggers import check_loggers, parse_log
 from sslbench.bench.resolve import resolve_config
 from sslbench.bench.run import RunOptions, run_cell
 from sslbench.cli import app
@@ -64,9 +65,12 @@ def run(
         None, min=1, help="Also checkpoint every N steps, mid-epoch (default: every epoch)."),
     dry_run: bool = typer.Option(False, help="Print the resolved config and exit."),
     quiet: opt.Quiet = False,
+    log: opt.Log = None,
 ) -> None:
     """Pretrain METHOD on DATASET with BACKBONE, evaluate the frozen features, record it."""
     plugins = load()
+    loggers = parse_log(log)
+    check_loggers(plugins.catalog, loggers)  # a typo or a missing tracker package: exit 2 now
     cfg = resolve_config(plugins.catalog, method, backbone, dataset, config_file=config,
                          sets=set_,
                          overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed})
@@ -75,7 +79,8 @@ def run(
         return
     opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
                       results_dir=results_dir, download=download, quiet=quiet,
-                      resume=resume.value if resume else False, checkpoint_every=checkpoint_every)
+                      resume=resume.value if resume else False, checkpoint_every=checkpoint_every,
+                      log=tuple(loggers))
     record = run_cell(cfg, plugins, opts)
     if distributed.is_main():  # under torchrun: one summary, not one per process
         typer.echo(summary(record, results_dir))

@@ -234,3 +234,13 @@ def test_load_backbone_torchvision_refused_without_an_equivalent(tmp_path):
     with pytest.raises(UsageError, match="no torchvision equivalent: torchvision has no ResNet "
                                          "of width 0.5; use load_backbone"):
         load_backbone(tmp_path, torchvision=True)
+
+
+def test_export_from_another_folder_finds_the_checkpoint_beside_the_registry(here, tmp_path,
+                                                                              monkeypatch):
+    record = record_of(here, "simclr")
+    assert not Path(record.artifacts["checkpoint"]).is_absolute()  # as the CLI records it
+    monkeypatch.chdir(tmp_path)
+    result = invoke("export", record.run_id, "--results-dir", here / "results", "--out", "x")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x" / "backbone.safetensors").is_file()

@@ -62,8 +62,7 @@ def export_run(record_path: Path, plugins: Plugins, opts: RunOptions,
     ``exports/<run-id>``); return that folder."""
     record = _read(record_path)
     _check_exportable(record, plugins)
-    ckpt = Path(record.artifacts.get("checkpoint")
-                or Path(record.artifacts.get("run_dir", "")) / CHECKPOINT)
+    ckpt = _checkpoint_path(record, Path(record_path))
     if not ckpt.is_file():
         raise SSLBenchError(f"run {record.run_id} has no checkpoint at {ckpt}: the run folder "
                             "was moved or removed; nothing to export")
@@ -80,6 +79,15 @@ def export_run(record_path: Path, plugins: Plugins, opts: RunOptions,
     out = Path(out) if out is not None else Path("exports") / record.run_id
     _write(out, weights, meta)
     return out
+
+
+def _checkpoint_path(record: RunRecord, record_path: Path) -> Path:
+    """The record's checkpoint; a relative path is tried from the working folder, then from
+    the folder holding the results registry (where the run was started, as a rule)."""
+    ckpt = Path(record.artifacts.get("checkpoint")
+                or Path(record.artifacts.get("run_dir", "")) / CHECKPOINT)
+    beside = record_path.resolve().parent.parent / ckpt
+    return beside if not ckpt.is_absolute() and not ckpt.exists() and beside.exists() else ckpt
 
 
 def _read(path: Path) -> RunRecord:

@@ -37,6 +37,12 @@ _EXPORTS = {
     "frozen_copy": "sslbench.nn",
     "ema_update": "sslbench.nn",
     "cosine_momentum": "sslbench.nn",
+    # experiment trackers (docs/plugins.md, "Loggers")
+    "Logger": "sslbench.core.loggers",
+    "CsvLogger": "sslbench.engine.loggers",
+    "flatten": "sslbench.core.loggers",
+    # using a pretrained backbone elsewhere
+    "load_backbone": "sslbench.bench.export",
     # errors a component raises to give the user one line
     "SSLBenchError": "sslbench.errors",
     "UsageError": "sslbench.errors",

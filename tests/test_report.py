@@ -77,8 +77,9 @@ def test_unreadable_record_is_a_warning_and_the_rest_is_rendered(tmp_path):
     (results / "broken.json").write_text("{not json")
     result = invoke()
     assert result.exit_code == 0
-    assert result.stderr == ("warning: skipping unreadable record results/broken.json: not valid JSON: Expecting "
-                             "property name enclosed in double quotes: line 1 column 2 (char 1)\n")
+    assert result.stderr == ("warning: skipping unreadable record results/broken.json: not valid "
+                             "JSON: Expecting property name enclosed in double quotes: line 1 "
+                             "column 2 (char 1)\n")
     assert result.stdout == "wrote site/index.html (1 records, 1 run pages)\n"
     assert "Skipped 1 unreadable record file:" in (tmp_path / "site/index.html").read_text()
 

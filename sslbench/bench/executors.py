@@ -23,6 +23,7 @@ from typing import Literal
 
 from sslbench.bench import provenance
 from sslbench.bench.cell import Cell
+from sslbench.bench.loggers import logger_specs
 from sslbench.bench.resolve import cell_from_config
 from sslbench.bench.run import RunOptions, run_cell
 from sslbench.core.config import RunConfig
@@ -52,7 +53,7 @@ def execute_cell(cfg_json: str, opts: RunOptions, plugins: Plugins | None = None
     try:
         plugins = plugins or load_plugins()
         cell = cell_from_config(plugins.catalog, cfg)
-        run_cell(cell, opts)
+        run_cell(cell, opts, logger_specs(plugins.catalog, opts.log, opts.log_options))
         return Outcome(cell.run_id, "done")
     except Stopped:  # Ctrl-C or SIGTERM: not the cell's failure; the whole matrix stops
         raise

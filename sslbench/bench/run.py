@@ -14,6 +14,7 @@ import random
 import sys
 import tempfile
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import torch
 
 from sslbench.bench import plots, provenance
 from sslbench.bench.cell import Cell
+from sslbench.bench.loggers import open_loggers
 from sslbench.core.components import DatasetSplits, Split
 from sslbench.core.config import RunConfig
 from sslbench.core.paths import default_data_dir
@@ -31,7 +33,8 @@ from sslbench.engine import device as dev
 from sslbench.engine import distributed
 from sslbench.engine.checkpoint import load_checkpoint
 from sslbench.engine.evaluate import EvalData, EvalPlan, FrozenEncoder, evaluate
-from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.engine.loggers import LoggerSpec, csv_only
+from sslbench.engine.monitor import Reporter
 from sslbench.engine.pretrain import PretrainResult, pretrain
 from sslbench.errors import SSLBenchError, TrainingError, UsageError
 
@@ -51,6 +54,8 @@ class RunOptions:
     resume: bool | str = False  # True or "yes": continue from the checkpoint; "auto": if any
     checkpoint_every: int | None = None  # steps between mid-epoch checkpoints (None: epochs)
     attempt: str | None = None  # names this attempt in its records (executors set it)
+    log: tuple[str, ...] = ()  # loggers besides metrics.csv (--log tensorboard,wandb)
+    log_options: dict[str, dict] = field(default_factory=dict)  # logger name -> its options
 
 
 def fixed_subset(split: Split, size: int | None) -> Split:
@@ -67,8 +72,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(cell: Cell, opts: RunOptions) -> RunRecord:
-    """Pretrain and evaluate one cell; write its record (completed, or failed + reason)."""
+def run_cell(cell: Cell, opts: RunOptions,
+             loggers: Sequence[LoggerSpec] | None = None) -> RunRecord:
+    """Pretrain and evaluate one cell; write its record (completed, or failed + reason).
+
+    ``loggers``: where its metrics rows go, resolved by the caller
+    (:func:`~sslbench.bench.loggers.logger_specs`); ``None`` writes ``metrics.csv`` only.
+    """
     run_dir = Path(opts.output_dir) / cell.run_id
     store = RecordStore(opts.results_dir)
     device = distributed.setup(opts.device)  # joins torchrun's process group if launched so
@@ -82,17 +92,28 @@ def run_cell(cell: Cell, opts: RunOptions) -> RunRecord:
                 config_hash=cell.config_hash, attempt=attempt,
                 provenance=provenance.collect(dev.device_name(device), cell.plugins),
                 artifacts={"run_dir": str(run_dir)})
+    # every metrics row goes to metrics.csv and the --log trackers; they get the final record
+    sink = open_loggers(list(loggers) if loggers is not None else csv_only(), run_dir,
+                        cell.run_id, active=distributed.is_main())
+    sink.start(base["config"])
     try:
-        metrics, cost = _pretrain_and_evaluate(cell, opts, data, device, run_dir)
+        metrics, cost = _pretrain_and_evaluate(cell, opts, data, device, run_dir, sink)
     except Exception as exc:
-        _record_failure(_explain(exc, cell.config), base, store, run_dir, attempt)
+        error = _explain(exc, cell.config)
+        sink.finish(RunRecord(status="failed", reason=str(error), **base))
+        _record_failure(error, base, store, run_dir, attempt)
+    except BaseException:  # Ctrl-C: the trackers' runs end (as stopped), then it goes on up
+        sink.close()
+        raise
     record = RunRecord(status="completed", metrics=metrics, cost=cost, **base)
     if not distributed.is_main():
         return record
     if (run_dir / CHECKPOINT).exists():
         record.artifacts["checkpoint"] = str(run_dir / CHECKPOINT)
     _save(store, record)
-    return _add_plots(store, record, run_dir)
+    record = _add_plots(store, record, run_dir)
+    sink.finish(record)
+    return record
 
 
 def _add_plots(store: RecordStore, record: RunRecord, run_dir: Path) -> RunRecord:
@@ -170,7 +191,7 @@ def _explain(exc: Exception, cfg: RunConfig) -> Exception:
 
 
 def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, device,
-                           run_dir: Path):
+                           run_dir: Path, metrics):
     cfg = cell.config
     image_size = cfg.data.image_size or data.image_size
     seed_everything(cfg.seed)
@@ -185,7 +206,6 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
         print(f"warning: {slow}", file=sys.stderr)
     if main and not opts.resume:  # a fresh run of a cell starts its curves afresh
         (run_dir / "metrics.csv").unlink(missing_ok=True)
-    metrics = MetricsLog(run_dir / "metrics.csv" if main else None)
     dev.reset_peak_memory(device)
     result = PretrainResult()
     if cell.pretrains:
@@ -200,9 +220,10 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                          data.num_classes, cfg.data.hflip)
     ev = evaluate(encoder, eval_data, EvalPlan(cfg.eval, cell.linear, cfg.seed, metrics,
                                                reporter))
-    metrics_out = Metrics(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
-                          knn_acc1=ev.knn_acc1, final_loss=result.final_loss)
-    check_metrics(metrics_out)
+    figures = dict(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
+                   knn_acc1=ev.knn_acc1, final_loss=result.final_loss)
+    check_metrics(figures)  # before the record model, which refuses such values outright
+    metrics_out = Metrics(**figures)
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
                 images_per_second=result.images_per_second,
                 peak_memory_mb=dev.peak_memory_mb(device), device=str(device),
@@ -211,9 +232,9 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
     return metrics_out, cost
 
 
-def check_metrics(metrics: Metrics) -> None:
+def check_metrics(figures: dict[str, float | None]) -> None:
     """A run is completed only if every figure it reports is finite and in range."""
-    for name, value in metrics.model_dump().items():
+    for name, value in figures.items():
         if value is None:
             continue
         percent = name != "final_loss"

@@ -89,6 +89,7 @@ def main() -> None:
 # plugins, show and table stay fast (tests/test_cli_imports.py).
 from sslbench.cli import catalog as _catalog  # noqa: E402,F401
 from sslbench.cli import eval as _eval  # noqa: E402,F401
+from sslbench.cli import export as _export  # noqa: E402,F401
 from sslbench.cli import matrix as _matrix  # noqa: E402,F401
 from sslbench.cli import plot as _plot  # noqa: E402,F401
 from sslbench.cli import report as _report  # noqa: E402,F401

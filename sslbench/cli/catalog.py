@@ -48,7 +48,8 @@ def index() -> Index:
 @app.command("list")
 def list_components(
     kind: Kind | None = typer.Argument(None, help="methods, backbones, optimizers, "
-                                                  "schedulers or datasets (default: all)"),
+                                                  "schedulers, datasets or loggers "
+                                                  "(default: all)"),
 ) -> None:
     """List registered components (name, plugin, summary)."""
     from rich.console import Console

@@ -47,10 +47,12 @@ def matrix(
     cells_per_job: int = typer.Option(1, min=1, help="slurm: cells run one after another in "
                                       "each array task (for short cells)."),
     quiet: opt.Quiet = False,
+    log: opt.Log = None,
 ) -> None:
     """Run every cell of a matrix (each one `sslbench run`); completed cells are skipped."""
     from sslbench.bench import matrix as matrices
     from sslbench.bench.executors import LocalExecutor, SubmititExecutor
+    from sslbench.bench.loggers import check_loggers, parse_log
     from sslbench.bench.run import RunOptions
 
     spec = matrices.load_matrix_file(file) if file else matrices.MatrixSpec()
@@ -62,10 +64,13 @@ def matrix(
     if file is None and not (spec.methods and spec.backbones and spec.datasets):
         raise UsageError("give a matrix file, or --methods, --backbones and --datasets")
     plugins = load()
+    loggers = parse_log(log)
+    check_loggers(plugins.catalog, loggers)  # before any cell starts
     cells = matrices.expand(spec, plugins.catalog, config_file=config, sets=set_,
                             overrides=opt.flag_overrides(epochs, batch_size, lr))
     opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
-                      results_dir=results_dir, download=download, quiet=quiet)
+                      results_dir=results_dir, download=download, quiet=quiet,
+                      log=tuple(loggers))
     if dry_run:
         _dry_run(cells, results_dir, rerun)
         return

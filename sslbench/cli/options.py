@@ -24,6 +24,10 @@ OutputDir = Annotated[Path, typer.Option(help="Run folders (checkpoint, plots)."
 ResultsDir = Annotated[Path, typer.Option(help="Results registry folder.")]
 Download = Annotated[bool, typer.Option(help="Download missing datasets when possible.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+Log = Annotated[str | None, typer.Option(
+    "--log", envvar="SSLBENCH_LOG", metavar="NAMES",
+    help="Experiment trackers fed besides metrics.csv, comma-separated: tensorboard, wandb, "
+         "mlflow (see `sslbench list loggers`).")]
 
 DATA_DIR = default_data_dir()
 OUTPUT_DIR = Path("runs")

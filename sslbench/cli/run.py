@@ -63,15 +63,19 @@ def run(
         None, min=1, help="Also checkpoint every N steps, mid-epoch (default: every epoch)."),
     dry_run: bool = typer.Option(False, help="Print the resolved config and exit."),
     quiet: opt.Quiet = False,
+    log: opt.Log = None,
 ) -> None:
     """Pretrain METHOD on DATASET with BACKBONE, evaluate the frozen features, record it."""
     import yaml
 
+    from sslbench.bench.loggers import logger_specs, parse_log
     from sslbench.bench.resolve import resolve_cell
     from sslbench.bench.run import RunOptions, run_cell
     from sslbench.engine import distributed
 
     plugins = load()
+    loggers = parse_log(log)
+    specs = logger_specs(plugins.catalog, loggers)  # a typo, a missing tracker package: exit 2
     cell = resolve_cell(plugins.catalog, method, backbone, dataset, config_file=config,
                         sets=set_,
                         overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed})
@@ -81,8 +85,9 @@ def run(
         return
     opts = RunOptions(device=device, data_dir=data_dir, output_dir=output_dir,
                       results_dir=results_dir, download=download, quiet=quiet,
-                      resume=resume.value if resume else False, checkpoint_every=checkpoint_every)
-    record = run_cell(cell, opts)
+                      resume=resume.value if resume else False, checkpoint_every=checkpoint_every,
+                      log=tuple(loggers))
+    record = run_cell(cell, opts, specs)
     if distributed.is_main():  # under torchrun: one summary, not one per process
         typer.echo(summary(record, results_dir))
 

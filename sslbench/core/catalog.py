@@ -8,7 +8,7 @@ from typing import Any
 
 from sslbench.errors import UsageError
 
-KINDS = ("methods", "backbones", "optimizers", "schedulers", "datasets")
+KINDS = ("methods", "backbones", "optimizers", "schedulers", "datasets", "loggers")
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,9 @@ def sslbench_register_schedulers(register):
 @hookspec
 def sslbench_register_datasets(register):
     """Register datasets: ``register("name", factory)``; ``factory(data_dir, download)``."""
+
+
+@hookspec
+def sslbench_register_loggers(register):
+    """Register experiment loggers: ``register("name", factory)``; ``factory(run_dir, run_id,
+    options)`` returns a :class:`sslbench.core.loggers.Logger`."""

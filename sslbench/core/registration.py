@@ -25,6 +25,8 @@ METADATA: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "datasets": {**_COMMON, "recipe": _RECIPE, "options": _MODEL},
     "optimizers": _COMMON,
     "schedulers": _COMMON,
+    # requires: the tracker client's module, extra: the pip extra that installs it
+    "loggers": {**_COMMON, "requires": _TEXT, "extra": _TEXT},
 }
 
 

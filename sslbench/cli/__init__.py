@@ -20,7 +20,6 @@ try:  # typer >= 0.24 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import ClickException as _CliError
 
-from sslbench.core.safe_io import one_line
 from sslbench.errors import SSLBenchError, Terminated
 
 
@@ -67,6 +66,8 @@ def _raise_terminated(signum, frame):
 def _fail(message: str, code: int):
     # one line, and bounded: a message may quote user input (a backstop for any that does
     # not truncate it itself)
+    from sslbench.core.safe_io import one_line  # here, not at import: it loads yaml
+
     typer.echo(f"error: {one_line(message, 2000)}", err=True)
     sys.exit(code)
 

@@ -31,7 +31,7 @@ from sslbench.core.plugins import load_plugins
 from sslbench.core.records import Provenance, RunRecord, load_records, read_record, recipe_hash
 from sslbench.core.store import RecordStore
 from sslbench.engine.checkpoint import load_checkpoint, save_checkpoint
-from sslbench.errors import SSLBenchError
+from sslbench.errors import SSLBenchError, TrainingError
 from sslbench.testing import TinyConvNet
 
 runner = CliRunner()
@@ -46,7 +46,8 @@ class Toy(nn.Module):
     """Two views pulled together through a linear head, kept apart by a spread term."""
 
     views = [ViewSpec(count=2, scale=(0.5, 1.0))]
-    fault: dict = {}  # {"nan_at": n} | {"raise_at": n} | {"oom_at": n} | {"sigint_after": n}
+    # {"nan_at": n} | {"raise_at": n} | {"oom_at": n} | {"sigint_after": n} | {"poison_after": n}
+    fault: dict = {}
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -74,6 +75,9 @@ class Toy(nn.Module):
     def after_step(self, step: int, total_steps: int) -> None:
         if step + 1 == self.fault.get("sigint_after"):  # as if the user pressed Ctrl-C now
             signal.raise_signal(signal.SIGINT)
+        if step + 1 == self.fault.get("poison_after"):  # diverged weights, the loss never saw it
+            for p in self.backbone.parameters():
+                p.fill_(float("nan"))
 
 
 def broken_backbone(image_size: int) -> nn.Module:
@@ -363,3 +367,78 @@ def test_eight_processes_writing_fifty_records_each_lose_nothing(tmp_path):
     shared = json.loads((tmp_path / "shared.json").read_text())
     assert shared["seed"] in range(8)  # one writer's whole record, not a mix
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".json")) == []
+
+
+# --- records are never lost ------------------------------------------------------------------
+
+def test_a_failed_rerun_of_a_completed_cell_keeps_its_record_and_logs_the_attempt(toys,
+                                                                               tmp_path):
+    assert toy_run(epochs=1).exit_code == 0
+    [path] = (tmp_path / "results").glob("*.json")
+    before = path.read_bytes()
+    Toy.fault = {"raise_at": 3}
+    again = toy_run(epochs=1)
+    assert again.exit_code == 1
+    line = one_line(again)
+    assert "toy exploded" in line
+    assert line.endswith(f"the completed record {Path('results') / path.name} is kept; this "
+                         f"attempt's failure was added to results/{path.stem}.attempts.jsonl")
+    assert path.read_bytes() == before  # byte for byte
+    [attempt] = (tmp_path / "results" / f"{path.stem}.attempts.jsonl").read_text().splitlines()
+    logged = json.loads(attempt)
+    assert logged["status"] == "failed" and "toy exploded" in logged["reason"]
+    assert load_records(tmp_path / "results") == ([read_record(path)], [])  # still one record
+
+
+def test_the_store_replaces_failed_with_completed_and_never_completed_with_failed(tmp_path):
+    from sslbench.core.store import RecordStore
+
+    store = RecordStore(tmp_path)
+    done = make_record("cell", 0)
+    failed = done.model_copy(update={"status": "failed", "reason": "disk on fire"})
+    assert store.save(failed).outcome == "written" and store.read("cell").status == "failed"
+    assert store.save(done).outcome == "written" and store.read("cell").status == "completed"
+    kept = store.save(failed)
+    assert kept.outcome == "kept" and store.read("cell") == done
+    assert store.attempts_path("cell").read_text().count("disk on fire") == 1
+    assert not store.is_completed("other") and store.read("other") is None
+
+
+def test_the_record_is_written_before_the_plots_and_a_plot_failure_is_a_warning(toys, tmp_path,
+                                                                                monkeypatch):
+    def broken(run_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("sslbench.bench.plots.plot_run", broken)
+    result = toy_run(epochs=1)
+    assert result.exit_code == 0, result.output
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: plots of ")]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0]
+    [record] = load_records(tmp_path / "results")[0]
+    assert record.status == "completed" and not any(k.startswith("plot_")
+                                                    for k in record.artifacts)
+
+
+def test_diverged_weights_with_a_bounded_loss_fail_the_run_instead_of_completing(toys,
+                                                                              tmp_path):
+    Toy.fault = {"poison_after": 8}  # the last step of the only epoch: no loss ever saw it
+    result = toy_run(epochs=1)
+    assert result.exit_code == 1
+    assert one_line(result).startswith("error: evaluation: ")
+    assert "feature values are not finite (the backbone's weights diverged" in one_line(result)
+    [record] = load_records(tmp_path / "results")[0]
+    assert record.status == "failed" and "not finite" in record.reason
+    assert record.metrics.knn_acc1 is None  # no chance-level figure reaches the table
+
+
+@pytest.mark.parametrize("figures, message", [
+    ({"linear_acc1": 101.0}, "evaluation reported linear_acc1 = 101.0, which is outside [0, 100]"),
+    ({"knn_acc1": float("nan")}, "evaluation reported knn_acc1 = nan, which is not finite"),
+    ({"final_loss": float("inf")}, "pretraining reported final_loss = inf, which is not finite"),
+])
+def test_a_figure_out_of_range_is_a_failure_naming_phase_and_value(figures, message):
+    from sslbench.bench.run import check_metrics
+
+    with pytest.raises(TrainingError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        check_metrics({"linear_acc1": 50.0, "knn_acc1": 40.0, "final_loss": 1.0, **figures})
+    check_metrics({"linear_acc1": 0.0, "knn_acc1": 100.0, "final_loss": -3.0})  # in range

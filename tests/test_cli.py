@@ -44,6 +44,7 @@ def test_random_floor_skips_pretraining(tiny, tmp_path):
     assert record["epochs"] == 0 and record["metrics"]["final_loss"] is None
 
 
+@pytest.mark.slow
 def test_readme_table_is_rewritten_between_markers(tiny, tmp_path):
     assert invoke("run", "supervised", "resnet18", "digits", *tiny).exit_code == 0
     readme = tmp_path / "README.md"

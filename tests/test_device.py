@@ -44,6 +44,7 @@ def _run(tmp_path, *extra):
     return result.output, json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_record_and_summary_name_the_precision_auto_chose(tmp_path, monkeypatch):
     monkeypatch.setattr(dev, "cpu_has_native_bf16", lambda: False)
     output, record = _run(tmp_path)

@@ -482,7 +482,7 @@ def test_sigterm_checkpoints_exits_143_and_the_resumed_run_matches(toys, monkeyp
 def test_sigterm_stops_the_matrix_and_records_no_failure(monkeypatch):
     calls = []
 
-    def run_cell(cell, opts):
+    def run_cell(cell, opts, loggers=None):
         calls.append(cell.config.seed)
         if len(calls) == 2:
             raise Preempted("terminated by SIGTERM at step 3 of 8: checkpoint saved to "

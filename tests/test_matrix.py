@@ -43,6 +43,7 @@ def lines_starting(output: str, word: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(word)]
 
 
+@pytest.mark.slow
 def test_local_matrix_runs_every_cell_then_skips_them_and_tables_seeds():
     first = invoke("matrix", *AXES, *TINY)
     assert first.exit_code == 0, first.output
@@ -106,11 +107,11 @@ def test_interrupted_matrix_completes_only_the_missing_cells(monkeypatch, tmp_pa
     axes = ["--methods", "random", "--backbones", "resnet18", "--datasets", "digits",
             "--seeds", "0-2"]  # the floor: evaluation only, the cheapest real cells
 
-    def interrupted_at_third(cell, opts):
+    def interrupted_at_third(cell, opts, loggers=None):
         calls.append(cell.config.seed)
         if len(calls) == 3:  # Ctrl-C during the third cell
             raise KeyboardInterrupt
-        return real(cell, opts)
+        return real(cell, opts, loggers)
 
     monkeypatch.setattr(executors, "run_cell", interrupted_at_third)
     stopped = invoke("matrix", *axes, *TINY)
@@ -134,7 +135,7 @@ def record_ids_full() -> list[str]:
 
 
 def test_failed_cell_is_recorded_and_the_matrix_goes_on(monkeypatch):
-    def broken(cell, opts):
+    def broken(cell, opts, loggers=None):
         raise RuntimeError("CUDA error: device-side assert\ntriggered")
 
     monkeypatch.setattr(executors, "run_cell", broken)

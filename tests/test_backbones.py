@@ -57,7 +57,13 @@ def forward_backward(name: str, plugins, size: int) -> None:
     assert grad is not None and grad.abs().sum() > 0, "no gradient reaches the first conv"
 
 
-@pytest.mark.parametrize("name", ALL)
+# the deepest variants take seconds each on a CPU: the full suite builds them, the fast tier not
+LARGE = {"resnet101", "resnet152", "densenet161", "densenet169", "densenet201",
+         *(f"efficientnet_b{i}" for i in range(4, 8))}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n
+                                  for n in ALL])
 def test_forward_backward_at_32px(name, plugins):
     forward_backward(name, plugins, 32)
 

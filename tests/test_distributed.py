@@ -264,6 +264,7 @@ def test_global_batch_must_divide_over_processes(spawned):
         "--batch-size 15 is the global batch: it must divide evenly over the 2 processes")
 
 
+@pytest.mark.slow
 def test_torchrun_writes_one_record_and_one_checkpoint(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SSLBENCH_DISABLE_PLUGIN_AUTOLOAD": "1",
            "SSLBENCH_DATA": str(tmp_path / "data")}

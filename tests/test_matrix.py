@@ -91,6 +91,7 @@ def _show_and_plot(records):
     assert Path("compute.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_the_same_cells_in_subprocesses(tmp_path):
     # A job array of 2 tasks, 2 cells each: the Slurm code path, run on this machine.
     result = invoke("matrix", *AXES, *TINY, "--executor", "submitit-local", "--cells-per-job", 2)

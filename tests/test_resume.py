@@ -67,6 +67,7 @@ def kill_mid_last_epoch(proc: subprocess.Popen, folder: Path) -> Path:
                          f"{proc.communicate()[0]}")
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     straight = start(tmp_path / "straight")  # both start at once: two cores, half the wait
     killed = start(tmp_path / "killed")

@@ -93,6 +93,8 @@ def run(
 
 
 def summary(record: RunRecord, results_dir: Path) -> str:
+    from sslbench.core.store import RecordStore
+
     m, c = record.metrics, record.cost
 
     def pct(value):
@@ -109,6 +111,6 @@ def summary(record: RunRecord, results_dir: Path) -> str:
         f"kNN Acc@1 {pct(m.knn_acc1)}",
         f"  pretrain {c.pretrain_seconds:.1f} s ({ips}{precision}), "
         f"eval {c.eval_seconds:.1f} s{mem}",
-        f"  record {results_dir / (record.run_id + '.json')}",
+        f"  record {RecordStore(results_dir).path(record.run_id)}",
         f"  plots  {', '.join(plots) if plots else '–'}",
     ])

@@ -22,13 +22,14 @@ def find_record(ref: str, results_dir: Path) -> Path:
     themselves, and an id with a path separator is refused rather than looked up elsewhere.
     """
     from sslbench.core.safe_io import truncate
+    from sslbench.core.store import RecordStore
 
     if ref.endswith(".json") and os.path.lexists(ref):  # a record file named by its path
         return Path(ref)
     if not ref or "/" in ref or os.sep in ref or ref in (".", ".."):
         raise UsageError(f"{truncate(ref)} is not a run id (a run id is a file name in "
                          f"{results_dir}; give a record's path ending in .json)")
-    exact = results_dir / f"{ref}.json"
+    exact = RecordStore(results_dir).path(ref)
     if os.path.lexists(exact):
         return exact
     matches = sorted(p for p in _entries(results_dir)

@@ -40,7 +40,7 @@ _EXPORTS = {
     # experiment trackers (docs/plugins.md, "Loggers")
     "Logger": "sslbench.core.loggers",
     "CsvLogger": "sslbench.engine.loggers",
-    "flatten": "sslbench.core.loggers",
+    "flatten": "sslbench.core.config",
     # using a pretrained backbone elsewhere
     "load_backbone": "sslbench.bench.export",
     # errors a component raises to give the user one line

@@ -37,6 +37,7 @@ from sslbench.bench.cell import Cell
 from sslbench.bench.resolve import parse_sets, resolve_cell, validation_message
 from sslbench.core import safe_io
 from sslbench.core.catalog import Catalog
+from sslbench.core.config import flatten
 from sslbench.core.store import RecordStore
 from sslbench.errors import Stopped, Terminated, UsageError
 
@@ -171,15 +172,6 @@ def _cell_settings(cells: list[dict], method: str, backbone: str, dataset: str,
     return merged
 
 
-def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"pretrain": {"epochs": 5}}`` -> ``{"pretrain.epochs": 5}`` (leaves only)."""
-    flat: dict[str, Any] = {}
-    for key, value in nested.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def completed(cell: Cell, results_dir: Path) -> bool:

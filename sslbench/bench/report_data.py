@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from sslbench.bench import table as tables
+from sslbench.core.config import flatten
 from sslbench.core.records import RunRecord
 
 Display = Callable[[str, str], str]  # (kind, name) -> display name, as in sslbench table
@@ -131,15 +132,6 @@ def _named(record: RunRecord, kind: str, display: Display) -> str:
     return name if name == raw else f"{name} ({raw})"
 
 
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config sections as dotted keys (``pretrain.optimizer.lr``); lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _fields(values: dict[str, Any]) -> list[tuple[str, str]]:

@@ -177,6 +177,19 @@ def deep_merge(base: dict, *layers: dict | None) -> dict:
     return merged
 
 
+def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"pretrain": {"epochs": 5}}`` -> ``{"pretrain.epochs": 5}``: nested config sections as
+    the dotted keys of ``--set`` (leaves only; lists and empty dicts stay values). The inverse
+    of :func:`dotted_to_nested` merged over every key."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def dotted_to_nested(key: str, value: Any) -> dict:
     """``"pretrain.optimizer.lr", 0.1`` -> ``{"pretrain": {"optimizer": {"lr": 0.1}}}``."""
     nested: Any = value

@@ -46,13 +46,3 @@ class LoggerFactory(Protocol):
     def __call__(self, run_dir: Path, run_id: str, options: dict[str, Any]) -> Logger: ...
 
 
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``: nested config sections as the dotted keys of
-    ``--set``, for trackers whose parameters are flat (lists stay values)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

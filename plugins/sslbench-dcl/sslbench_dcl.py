@@ -5,9 +5,9 @@ SimCLR's NT-Xent puts the positive pair in its own denominator, which couples th
 the positive with that of the negatives (the "negative-positive coupling" the paper analyses);
 DCL removes it. For unit embeddings ``z_i`` (view 1) and ``z'_i`` (view 2) of ``N`` images:
 
-    L_i = -<z_i, z'_i> / tau + log sum_{k, u in {z, z'}, u_k != z_i, k != i or u = z} exp(<z_i, u_k> / tau)
+    L_i = -<z_i, z'_i> / tau + log sum_{k != i} [exp(<z_i, z_k> / tau) + exp(<z_i, z'_k> / tau)]
 
-i.e. the 2N - 2 negatives of SimCLR without the positive, symmetrised over both views. DCLW
+i.e. SimCLR's 2N - 2 negatives without the positive, symmetrised over both views. DCLW
 weights the positive term by ``w_i = 2 - N exp(<z_i, z'_i> / sigma) / sum_k exp(<z_k, z'_k> /
 sigma)`` (a von Mises-Fisher weighting), emphasising hard positives. The loss is summed over
 the two directions, as in the authors' code.

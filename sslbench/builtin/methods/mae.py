@@ -23,7 +23,6 @@ The backbone must expose the patch layout and an encoder of a subset of patches
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 

@@ -118,3 +118,24 @@ def test_views_are_channels_last_float_and_grey_input_becomes_rgb():
     for v in a(batch(c=1)):
         assert v.dtype == torch.float32 and v.shape == (6, 3, 16, 16)
         assert v.is_contiguous(memory_format=torch.channels_last)
+
+
+def largest_shrink(spec: ViewSpec) -> float:
+    """How much a view's widest possible crop is shrunk: crop side over output side."""
+    side = min(1.0, math.sqrt(spec.scale[1] * spec.ratio[1]))
+    return side / spec.size
+
+
+def test_cpu_recipes_shrink_crops_at_most_1_3x():
+    """The measurement in augment.py's docstring (no visible aliasing without an antialias
+    filter) holds for crops shrunk at most ~1.26x: every CPU recipe stays there."""
+    from sslbench.bench.resolve import resolve_config
+    from sslbench.core.plugins import load_plugins
+
+    catalog = load_plugins(autoload=False).catalog
+    for method in catalog.names("methods"):
+        backbone = "vit_tiny" if method == "mae" else "resnet18"
+        for dataset in ("digits", "fashion-mnist"):
+            cfg = resolve_config(catalog, method, backbone, dataset)
+            worst = max(largest_shrink(v) for v in cfg.pretrain.views)
+            assert worst <= 1.3, (method, dataset, worst)

@@ -336,6 +336,21 @@ def test_moco_enqueues_keys_and_key_encoder_follows_momentum():
     assert torch.allclose(method.key_projector[0].weight, expected)
 
 
+def test_moco_symmetric_loss_is_the_sum_of_both_directions_as_in_the_demo():
+    torch.manual_seed(0)
+    cfg = MoCoV2Config(proj_hidden_dim=16, proj_dim=8, queue_size=32, symmetric=True,
+                       temperature=0.1)
+    method = MoCoV2(TinyConvNet(), cfg)
+    views = [torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)]
+    queue = method.queue.items.clone()
+    with torch.no_grad():
+        k1, k2 = method.keys(views[0]), method.keys(views[1])
+        q1, q2 = (method.projector(method.backbone(v)) for v in views)
+        expected = info_nce(q1, k2, queue, 0.1) + info_nce(q2, k1, queue, 0.1)
+        loss, _ = method(views)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 # ---------------------------------------------------------------- NNCLR
 
 def test_nearest_neighbour_by_hand_ignores_unfilled_rows():

@@ -139,3 +139,18 @@ def test_cpu_recipes_shrink_crops_at_most_1_3x():
             cfg = resolve_config(catalog, method, backbone, dataset)
             worst = max(largest_shrink(v) for v in cfg.pretrain.views)
             assert worst <= 1.3, (method, dataset, worst)
+
+
+def test_a_group_of_views_is_augmented_as_one_batch_with_independent_draws():
+    specs = [ViewSpec(count=3, size=0.5, scale=(0.1, 0.3))]
+    gen = torch.Generator().manual_seed(0)
+    views = aug.BatchAugment(specs, 16, (0.5,), (0.25,), gen)(batch(n=4))
+    assert [tuple(v.shape) for v in views] == [(4, 3, 8, 8)] * 3
+    assert views[0].is_contiguous(memory_format=torch.channels_last)
+    # each of the three views of an image has its own crop
+    assert not torch.allclose(views[0], views[1]) and not torch.allclose(views[1], views[2])
+    # the same as augmenting the batch repeated three times in one call
+    again = aug.augment_view(batch(n=4).float().div(255).repeat(3, 1, 1, 1), specs[0], 8,
+                             (0.5,), (0.25,), torch.Generator().manual_seed(0),
+                             torch.channels_last)
+    assert torch.allclose(torch.cat(views), again)

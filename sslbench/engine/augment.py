@@ -201,13 +201,16 @@ class BatchAugment:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Each group of views (one ``ViewSpec``: its count, size and scale) is augmented as
+        one batch of ``count x B`` images, every image with its own parameters, then split."""
         unit = images.float().div_(255)  # once per batch, shared by all views
         out = []
         for spec in self.views:
             size = max(4, round(spec.size * self.image_size))
-            for _ in range(spec.count):
-                out.append(augment_view(unit, spec, size, self.mean, self.std, self.generator,
-                                        self.memory_format))
+            group = unit if spec.count == 1 else unit.repeat(spec.count, 1, 1, 1)
+            views = augment_view(group, spec, size, self.mean, self.std, self.generator,
+                                 self.memory_format)
+            out += views.chunk(spec.count) if spec.count > 1 else [views]
         return out
 
     @property

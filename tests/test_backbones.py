@@ -143,7 +143,9 @@ def test_vit_patch_follows_the_image_size(size, patch, tokens, plugins):
 
 
 def test_vit_refuses_a_patch_that_does_not_divide_the_image(plugins):
-    with pytest.raises(ValueError, match="patch_size 4 does not divide the image size 30"):
+    from sslbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="patch_size 4 does not divide the image size 30"):
         plugins.catalog.get("backbones", "vit_tiny")(30)
 
 

@@ -133,6 +133,9 @@ CASES = [
     Case("vit-patch", ["run", "simclr", "vit_tiny", "digits", "--set",
                        "backbone.patch_size=3"], 2,
          "backbone 'vit_tiny': patch_size 3 does not divide the image size 8"),
+    Case("vit-image-size", ["run", "dino", "vit_tiny", "fashion-mnist", "--set",
+                            "data.image_size=30"], 2,
+         "backbone 'vit_tiny': patch_size 4 does not divide the image size 30"),
     Case("mae-cnn", ["run", "mae", "resnet18", "digits"], 2,
          "method 'mae' needs a backbone with 'encode_visible' (a ViT: vit_tiny, vit_small); "
          "'resnet18' has none"),

@@ -19,6 +19,10 @@ from sslbench.engine.optim import Optimization
 from sslbench.errors import UsageError
 
 
+class IncompatibleBackbone(UsageError):
+    """The method requires of its backbone something this one lacks (MAE on a CNN)."""
+
+
 def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
                  config_file: Path | None = None, sets: list[str] = (),
                  overrides: dict[str, Any] | None = None) -> Cell:
@@ -131,8 +135,9 @@ def _check_backbone(factory, name: str, cfg: RunConfig, traits: MethodTraits,
                     method: str) -> None:
     """Options bound to the factory's signature, then the backbone built once on the meta
     device (no memory, no compute), so that a bad option value (``--set backbone.width=-1``),
-    an image size a ViT's patch does not divide, or a backbone the method cannot use (MAE on a
-    CNN) is a usage error now, not a failed run after the data loads."""
+    an image size a ViT's patch does not divide (the factory raises ``UsageError``), or a
+    backbone the method cannot use (MAE on a CNN) is a usage error now, not a failed run after
+    the data loads. A factory that fails without options is left to fail in the run."""
     options = dict(cfg.backbone.model_extra or {})
     try:
         inspect.signature(factory).bind(32, **options)
@@ -141,11 +146,15 @@ def _check_backbone(factory, name: str, cfg: RunConfig, traits: MethodTraits,
     try:
         with torch.device("meta"):
             model = factory(cfg.data.image_size or 32, **options)
-    except (TypeError, ValueError) as exc:
+    except UsageError as exc:
         raise UsageError(f"backbone {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        if options:  # the user's values are wrong
+            raise UsageError(f"backbone {name!r}: {exc}") from None
+        return  # a broken factory, not bad input: the run fails with its own message
     missing = [attr for attr in traits.backbone_requires if not hasattr(model, attr)]
     if missing:
-        raise UsageError(f"method {method!r} needs a backbone with {missing[0]!r} (a "
+        raise IncompatibleBackbone(f"method {method!r} needs a backbone with {missing[0]!r} (a "
                          f"ViT: vit_tiny, vit_small); {name!r} has none")
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbench import hookimpl
+from sslbench import UsageError, hookimpl
 
 SMALL_IMAGE_MAX = 64
 SIZES = {"vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6)}  # dim, depth, heads
@@ -37,10 +37,10 @@ class VisionTransformer(nn.Module):
                  mlp_ratio: float = 4.0, pool: str = "cls") -> None:
         super().__init__()
         if patch_size < 1 or image_size % patch_size:
-            raise ValueError(f"patch_size {patch_size} does not divide the image size "
+            raise UsageError(f"patch_size {patch_size} does not divide the image size "
                              f"{image_size}; pick a divisor with --set backbone.patch_size=N")
         if pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+            raise UsageError(f"pool must be 'cls' or 'mean', got {pool!r}")
         self.patch_size, self.grid, self.pool = patch_size, image_size // patch_size, pool
         self.embed_dim = self.feature_dim = dim
         self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)

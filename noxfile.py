@@ -28,7 +28,7 @@ def lint(session: nox.Session) -> None:
 def plugins(session: nox.Session) -> None:
     """The example plugin distributions' own tests, each installed as a user would."""
     session.install("-e", ".[dev]")
-    for name in ("sslbench-vicreg", "sslbench-npz"):
+    for name in ("sslbench-dcl", "sslbench-npz"):
         session.install(f"./plugins/{name}")
         session.run("pytest", "-q", f"plugins/{name}/tests", *session.posargs)
 

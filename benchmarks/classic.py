@@ -53,7 +53,8 @@ def endless(loader):
 def classic_engine(e: Engine, workers: int, batches: int = 8) -> tuple[Engine, DataLoader]:
     """``e``'s step with its augmentation replaced by the next DataLoader batch of PIL views."""
     batch, size = e.ctx.cfg.pretrain.batch_size, e.ctx.image_size
-    transforms = [compose_for(spec, size) for spec in e.ctx.views for _ in range(spec.count)]
+    transforms = [compose_for(spec, max(4, round(spec.size * size)))  # multi-crop sizes
+                  for spec in e.ctx.views for _ in range(spec.count)]
     data = e.images.cpu().repeat(batches, 1, 1, 1)
     on_cuda = e.ctx.device.type == "cuda"
     loader = DataLoader(MultiViewPIL(data, transforms), batch_size=batch, shuffle=True,

@@ -28,8 +28,9 @@ from benchmarks import classic, harness
 from sslbench.engine.device import autocast_dtype, precision_name
 
 SIZES = harness.Sizes.from_env()
-# gpu.sh adds byol; any registered method name works
-METHODS = os.environ.get("SSLBENCH_BENCH_METHODS", "simsiam,simclr").split(",")
+# gpu.sh adds byol; any registered method name works. SwAV is the multi-crop one (2 global +
+# 6 small views, each group augmented as one batch)
+METHODS = os.environ.get("SSLBENCH_BENCH_METHODS", "simsiam,simclr,swav").split(",")
 
 
 def warm(fn, n: int = 1) -> None:

@@ -118,3 +118,39 @@ def test_views_are_channels_last_float_and_grey_input_becomes_rgb():
     for v in a(batch(c=1)):
         assert v.dtype == torch.float32 and v.shape == (6, 3, 16, 16)
         assert v.is_contiguous(memory_format=torch.channels_last)
+
+
+def largest_shrink(spec: ViewSpec) -> float:
+    """How much a view's widest possible crop is shrunk: crop side over output side."""
+    side = min(1.0, math.sqrt(spec.scale[1] * spec.ratio[1]))
+    return side / spec.size
+
+
+def test_cpu_recipes_shrink_crops_at_most_1_3x():
+    """The measurement in augment.py's docstring (no visible aliasing without an antialias
+    filter) holds for crops shrunk at most ~1.26x: every CPU recipe stays there."""
+    from sslbench.bench.resolve import resolve_config
+    from sslbench.core.plugins import load_plugins
+
+    catalog = load_plugins(autoload=False).catalog
+    for method in catalog.names("methods"):
+        backbone = "vit_tiny" if method == "mae" else "resnet18"
+        for dataset in ("digits", "fashion-mnist"):
+            cfg = resolve_config(catalog, method, backbone, dataset)
+            worst = max(largest_shrink(v) for v in cfg.pretrain.views)
+            assert worst <= 1.3, (method, dataset, worst)
+
+
+def test_a_group_of_views_is_augmented_as_one_batch_with_independent_draws():
+    specs = [ViewSpec(count=3, size=0.5, scale=(0.1, 0.3))]
+    gen = torch.Generator().manual_seed(0)
+    views = aug.BatchAugment(specs, 16, (0.5,), (0.25,), gen)(batch(n=4))
+    assert [tuple(v.shape) for v in views] == [(4, 3, 8, 8)] * 3
+    assert views[0].is_contiguous(memory_format=torch.channels_last)
+    # each of the three views of an image has its own crop
+    assert not torch.allclose(views[0], views[1]) and not torch.allclose(views[1], views[2])
+    # the same as augmenting the batch repeated three times in one call
+    again = aug.augment_view(batch(n=4).float().div(255).repeat(3, 1, 1, 1), specs[0], 8,
+                             (0.5,), (0.25,), torch.Generator().manual_seed(0),
+                             torch.channels_last)
+    assert torch.allclose(torch.cat(views), again)

@@ -12,9 +12,11 @@ from torch import nn
 from sslbench.core.plugins import load_plugins
 from sslbench.testing import registered
 
-ALL = load_plugins(autoload=False).catalog.names("backbones")
-ONE_PER_FAMILY = registered("backbones", distribution="builtin", autoload=False,
-                            first_per_plugin=True)
+# timm needs a model name (and the optional extra): its tests are below
+ALL = [n for n in load_plugins(autoload=False).catalog.names("backbones") if n != "timm"]
+ONE_PER_FAMILY = [n for n in registered("backbones", distribution="builtin", autoload=False,
+                                        first_per_plugin=True) if n != "timm"]
+CNN_FAMILIES = [n for n in ONE_PER_FAMILY if not n.startswith("vit")]  # a stem to swap
 
 # Widths of the last block, as in the papers (B1 shares B0's 1280; VGG's is 512 at every depth).
 FEATURE_DIMS = {
@@ -74,7 +76,7 @@ def test_forward_backward_below_32px(name, size, plugins):
     forward_backward(name, plugins, size)
 
 
-@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+@pytest.mark.parametrize("name", CNN_FAMILIES)
 def test_small_variant_keeps_a_4x4_map_at_32px(name, plugins):
     """No collapse before the last block: every spatial conv still sees >= 4x4 at 32 px."""
     model = plugins.catalog.get("backbones", name)(32).eval()
@@ -84,7 +86,7 @@ def test_small_variant_keeps_a_4x4_map_at_32px(name, plugins):
     assert sizes[-1] == ((8, 8) if name == "alexnet" else (4, 4)), sizes
 
 
-@pytest.mark.parametrize("name", ONE_PER_FAMILY)
+@pytest.mark.parametrize("name", CNN_FAMILIES)
 def test_small_variant_is_chosen_up_to_64px(name, plugins):
     factory = plugins.catalog.get("backbones", name)
     small, large = repr(factory(64)), repr(factory(65))
@@ -133,3 +135,71 @@ def test_resnet_width_keeps_torchvisions_initialisation(plugins):
     weight = model.conv1.weight
     fan_out = weight.shape[0] * weight.shape[2] * weight.shape[3]
     assert abs(weight.std().item() - (2 / fan_out) ** 0.5) < 0.1 * (2 / fan_out) ** 0.5
+
+
+# ---------------------------------------------------------------- ViTs
+
+@pytest.mark.parametrize(("size", "patch", "tokens"), [(32, 4, 64), (64, 4, 256), (224, 16, 196),
+                                                       (8, 4, 4)])
+def test_vit_patch_follows_the_image_size(size, patch, tokens, plugins):
+    with torch.device("meta"):
+        vit = plugins.catalog.get("backbones", "vit_small")(size)
+    assert (vit.patch_size, vit.num_patches, vit.feature_dim) == (patch, tokens, 384)
+    assert plugins.catalog.get("backbones", "vit_tiny")(16).feature_dim == 192
+
+
+def test_vit_refuses_a_patch_that_does_not_divide_the_image(plugins):
+    from sslbench.errors import UsageError
+
+    with pytest.raises(UsageError, match="patch_size 4 does not divide the image size 30"):
+        plugins.catalog.get("backbones", "vit_tiny")(30)
+
+
+def test_vit_encodes_a_subset_of_patches(plugins):
+    """encode_visible on every patch is the full forward; on a subset, [CLS] + K tokens."""
+    torch.manual_seed(0)
+    vit = plugins.catalog.get("backbones", "vit_tiny")(16, depth=2).eval()
+    x = torch.randn(2, 3, 16, 16)
+    every = torch.arange(16).expand(2, -1)
+    with torch.no_grad():
+        assert torch.allclose(vit.encode_visible(x, every)[:, 0], vit(x), atol=1e-5)
+        assert vit.encode_visible(x, every[:, :4]).shape == (2, 5, 192)
+
+
+def test_vit_takes_multi_crop_views_of_another_size(plugins):
+    # DINO's small crops: the position embeddings are resampled to the smaller grid
+    vit = plugins.catalog.get("backbones", "vit_tiny")(16, depth=1)
+    assert vit(torch.randn(3, 3, 8, 8)).shape == (3, 192)
+
+
+# ---------------------------------------------------------------- timm
+
+def test_timm_model_by_name(plugins):
+    pytest.importorskip("timm")
+    net = plugins.catalog.get("backbones", "timm")(32, model="resnet10t")
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, net.feature_dim) == (2, 512)
+    vit = plugins.catalog.get("backbones", "timm")(32, model="vit_tiny_patch16_224")
+    assert vit(torch.randn(1, 3, 32, 32)).shape == (1, 192)  # built for the image size
+
+
+def test_timm_unknown_model_suggests_timms_names(plugins):
+    pytest.importorskip("timm")
+    from sslbench.errors import UsageError
+
+    with pytest.raises(UsageError) as err:
+        plugins.catalog.get("backbones", "timm")(32, model="resnet1t")
+    message = str(err.value)
+    assert message.startswith("unknown timm model 'resnet1t'; did you mean ")
+    assert "'resnet10t'" in message and "\n" not in message
+
+
+def test_timm_missing_names_the_extra(plugins, monkeypatch):
+    import sys
+
+    from sslbench.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "timm", None)  # import timm now raises ImportError
+    with pytest.raises(UsageError) as err:
+        plugins.catalog.get("backbones", "timm")(32, model="resnet18")
+    assert str(err.value) == ("backbone 'timm' needs the timm package: "
+                              "pip install 'sslbench[timm]'")

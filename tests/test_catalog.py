@@ -126,8 +126,8 @@ def test_a_misspelt_metadata_key_names_the_allowed_keys():
     assert line.endswith("dataset 'mydata': unknown metadata 'recipes' (allowed: display, "
                          "options, recipe, summary)")
     line = _failure("backbones", "mynet", lambda size: None, recipe={})
-    assert ("backbone 'mynet': unknown metadata 'recipe' (allowed: display, recipes, summary)"
-            in line)
+    assert ("backbone 'mynet': unknown metadata 'recipe' (allowed: display, example_options, "
+            "recipes, summary)" in line)
 
 
 def test_metadata_of_the_wrong_type_and_non_callable_factories_are_refused():

@@ -29,6 +29,8 @@ def test_method(name, plugins):
 
 @pytest.mark.parametrize("name", builtin("backbones", first_per_plugin=True))
 def test_backbone(name, plugins):
+    if name == "timm":  # an optional extra: pip install 'sslbench[timm]'
+        pytest.importorskip("timm")
     check_backbone(name, catalog=plugins.catalog)
 
 

@@ -414,3 +414,188 @@ def test_nnclr_support_set_fills_first_in_first_out():
     assert torch.allclose(method.support.items[:8].norm(dim=1), torch.ones(8), atol=1e-5)
     method(views)
     assert int(method.support.filled) == 12 and int(method.support.ptr) == 4
+
+
+def test_moco_symmetric_loss_is_the_sum_of_both_directions_as_in_the_demo():
+    torch.manual_seed(0)
+    cfg = MoCoV2Config(proj_hidden_dim=16, proj_dim=8, queue_size=32, symmetric=True,
+                       temperature=0.1)
+    method = MoCoV2(TinyConvNet(), cfg)
+    views = [torch.randn(8, 3, 8, 8), torch.randn(8, 3, 8, 8)]
+    queue = method.queue.items.clone()
+    with torch.no_grad():
+        k1, k2 = method.keys(views[0]), method.keys(views[1])
+        q1, q2 = (method.projector(method.backbone(v)) for v in views)
+        expected = info_nce(q1, k2, queue, 0.1) + info_nce(q2, k1, queue, 0.1)
+        loss, _ = method(views)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------- DINO
+
+def test_dino_distillation_is_cross_entropy_by_hand():
+    from sslbench.builtin.methods.dino import distillation_loss
+
+    # teacher (1, 0), student logits (0, 0) at temperature 1: -log(1/2)
+    p_t = torch.tensor([[1.0, 0.0]])
+    assert distillation_loss(torch.zeros(1, 2), p_t, 1.0).item() == pytest.approx(math.log(2))
+    # student logits (2, 0) at temperature 2 -> softmax(1, 0); teacher (0.5, 0.5)
+    s = torch.tensor([[2.0, 0.0]])
+    log_p = [1 - math.log(math.e + 1), -math.log(math.e + 1)]
+    expected = -(0.5 * log_p[0] + 0.5 * log_p[1])
+    got = distillation_loss(s, torch.tensor([[0.5, 0.5]]), 2.0).item()
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_dino_multi_crop_pairs_skip_the_same_view():
+    """Eq. 3: teacher views x in {g1, g2}, student views x' != x; 2 x 4 - 2 = 6 terms."""
+    from sslbench.builtin.methods.dino import distillation_loss, multi_crop_loss
+
+    torch.manual_seed(0)
+    student = [torch.randn(3, 5) for _ in range(4)]
+    teacher = [F.softmax(torch.randn(3, 5), dim=1) for _ in range(2)]
+    terms = [distillation_loss(student[j], teacher[i], 0.1).item()
+             for i in range(2) for j in range(4) if j != i]
+    assert len(terms) == 6
+    assert multi_crop_loss(student, teacher, 0.1).item() == pytest.approx(sum(terms) / 6,
+                                                                         rel=1e-6)
+
+
+def test_dino_centering_sharpening_and_temperature_warmup():
+    from sslbench.builtin.methods.dino import (
+        teacher_probabilities,
+        teacher_temperature,
+        updated_center,
+    )
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    center = updated_center(torch.zeros(1, 2), logits, 0.9)
+    assert center[0].tolist() == pytest.approx([0.1, 0.0])  # 0.9 * 0 + 0.1 * mean (1, 0)
+    # centring subtracts c, then softmax at tau_t: row 2 is (-0.1, 0) / 0.5
+    probs = teacher_probabilities(logits, center, 0.5)
+    assert probs[1, 1].item() == pytest.approx(1 / (1 + math.exp(-0.2)), rel=1e-6)
+    assert [teacher_temperature(e, 0.04, 0.07, 30) for e in (0, 15, 30, 99)] == pytest.approx(
+        [0.04, 0.055, 0.07, 0.07])
+
+
+def test_dino_last_layer_is_frozen_during_the_first_epoch_and_weight_normalised():
+    from sslbench.builtin.methods.dino import DINO, DINOConfig
+
+    cfg = DINOConfig(hidden_dim=16, bottleneck_dim=8, out_dim=32,
+                     warmup_teacher_temperature_epochs=2)
+    model = DINO(TinyConvNet(), cfg)
+    model.on_epoch_start(0, 10)
+    views = [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16), torch.randn(4, 3, 8, 8)]
+    loss, logs = model(views)
+    loss.backward()
+    assert model.head.last_layer.grad is None and model.head.mlp[0].weight.grad is not None
+    assert model.center.abs().sum() > 0  # updated by the step's teacher outputs
+    model.on_epoch_start(1, 10)
+    assert model.head.last_layer.requires_grad and model.epoch.item() == 1
+    # the last layer's rows have norm 1 whatever v's scale: scaling v changes nothing
+    x = torch.randn(2, 16)
+    before = model.head(x)
+    with torch.no_grad():
+        model.head.last_layer.mul_(3.0)
+    assert torch.allclose(model.head(x), before, atol=1e-6)
+
+
+# ---------------------------------------------------------------- MoCo v3
+
+def slow_ctr(q, k, t):
+    q, k = unit(q), unit(k)
+    total = 0.0
+    for i in range(len(q)):
+        den = sum(math.exp(dot(q[i], k[j]) / t) for j in range(len(k)))
+        total += -math.log(math.exp(dot(q[i], k[i]) / t) / den)
+    return 2 * t * total / len(q)
+
+
+def test_mocov3_contrastive_loss_matches_the_loop_formula_and_is_summed():
+    from sslbench.builtin.methods.mocov3 import contrastive_loss, symmetric_contrastive_loss
+
+    torch.manual_seed(0)
+    q1, q2, k1, k2 = (torch.randn(5, 4) for _ in range(4))
+    assert contrastive_loss(q1, k2, 0.2).item() == pytest.approx(slow_ctr(q1, k2, 0.2), rel=1e-5)
+    expected = slow_ctr(q1, k2, 1.0) + slow_ctr(q2, k1, 1.0)
+    assert symmetric_contrastive_loss(q1, q2, k1, k2, 1.0).item() == pytest.approx(expected,
+                                                                                  rel=1e-5)
+
+
+# ---------------------------------------------------------------- MAE
+
+def test_mae_patchify_is_row_major_like_the_vit():
+    from sslbench.builtin.methods.mae import patchify
+
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    patches = patchify(x, 2)  # [2, 4 patches, 2 * 2 * 3]
+    assert patches.shape == (2, 4, 12)
+    # patch 1 is the top-right 2x2 block; values ordered (row, col, channel)
+    top_right = x[0, :, 0:2, 2:4].permute(1, 2, 0).reshape(-1)
+    assert torch.equal(patches[0, 1], top_right)
+
+
+def test_mae_masking_keeps_a_quarter_and_the_loss_sees_only_masked_patches():
+    from sslbench.builtin.methods.mae import (
+        masked_reconstruction_loss,
+        normalised_pixels,
+        random_masking,
+    )
+
+    torch.manual_seed(0)
+    keep, mask = random_masking(3, 16, 0.75)
+    assert keep.shape == (3, 4) and mask.sum(dim=1).tolist() == [12, 12, 12]
+    assert not mask.gather(1, keep).any()
+    target = torch.randn(3, 16, 6)
+    pred = target.clone()
+    pred[~mask] += 100.0  # errors on visible patches do not count
+    pred[mask] += 1.0  # every masked value off by 1
+    assert masked_reconstruction_loss(pred, target, mask).item() == pytest.approx(1.0)
+    norm = normalised_pixels(torch.tensor([[1.0, 2.0, 3.0]]))
+    assert norm.tolist()[0] == pytest.approx([-1.0, 0.0, 1.0], abs=1e-5)  # var 1 (unbiased)
+
+
+# ---------------------------------------------------------------- VICReg
+
+def slow_vicreg(a, b, lam, mu, nu, gamma=1.0, eps=1e-4):
+    """Eq. 6 with the authors' halved variance term, written out with loops."""
+    n, d = len(a), len(a[0])
+
+    def mean(z, j):
+        return sum(z[i][j] for i in range(n)) / n
+
+    def var(z, j):
+        return sum((z[i][j] - mean(z, j)) ** 2 for i in range(n)) / (n - 1)
+
+    def cov(z, j, k):
+        return sum((z[i][j] - mean(z, j)) * (z[i][k] - mean(z, k)) for i in range(n)) / (n - 1)
+
+    s = sum((a[i][j] - b[i][j]) ** 2 for i in range(n) for j in range(d)) / (n * d)
+    v = sum(max(0.0, gamma - math.sqrt(var(z, j) + eps)) for z in (a, b) for j in range(d)) / d
+    c = sum(cov(z, j, k) ** 2 for z in (a, b) for j in range(d) for k in range(d) if j != k) / d
+    return lam * s + mu * v / 2 + nu * c
+
+
+def test_vicreg_terms_by_hand():
+    from sslbench.builtin.methods.vicreg import covariance, invariance, variance
+
+    z = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+    # centred rows (-1, -2), (1, 2): covariance [[2, 4], [4, 8]]; off-diagonal 4^2 + 4^2 over D=2
+    assert covariance(z).item() == pytest.approx(16.0)
+    assert variance(z).item() == 0.0  # both standard deviations exceed gamma = 1
+    assert variance(torch.tensor([[0.0], [1.0]])).item() == pytest.approx(1 - math.sqrt(0.5001))
+    assert invariance(z, z + 1).item() == pytest.approx(1.0)
+
+
+def test_vicreg_loss_halves_the_variance_term_as_the_authors_code():
+    from sslbench.builtin.methods.vicreg import vicreg_loss
+
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen) * 0.3
+    loss, logs = vicreg_loss(a, b, lam=25.0, mu=25.0, nu=1.0)
+    assert loss.item() == pytest.approx(slow_vicreg(a.tolist(), b.tolist(), 25, 25, 1), rel=1e-5)
+    # collapsed embeddings: only the variance term, mu * (v(Z) + v(Z')) / 2 = 25 (1 - 0.01)
+    z = torch.ones(8, 16)
+    loss, logs = vicreg_loss(z, z)
+    assert logs["invariance"] == 0 and logs["covariance"] == 0
+    assert loss.item() == pytest.approx(25 * (1 - math.sqrt(1e-4)))

@@ -185,7 +185,9 @@ def test_matrix_file_with_wildcard_and_per_cell_settings(plugins, tmp_path):
     cells = matrices.expand(matrices.load_matrix_file(path), plugins.catalog,
                             sets=["pretrain.optimizer.lr=0.3"])
     by_method = {cell.config.method.name: cell.config for cell in cells}
-    assert sorted(by_method) == sorted(e.name for e in plugins.catalog.entries("methods"))
+    # "*": every method that can use a ResNet (MAE needs a ViT)
+    assert sorted(by_method) == sorted(e.name for e in plugins.catalog.entries("methods")
+                                       if e.name != "mae")
     simclr, simsiam = by_method["simclr"], by_method["simsiam"]
     assert (simclr.pretrain.batch_size, simsiam.pretrain.batch_size) == (32, 64)
     assert simclr.method.model_extra["temperature"] == 0.2

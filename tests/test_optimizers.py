@@ -36,9 +36,13 @@ def values(param):
 
 # ---------------------------------------------------------------- LARS (You et al. 2017)
 
+# a 1-d "w" would be excluded (as a bias or norm scale) by default: these steps adapt it
+EVERY = {"exclude_bias_and_norm": False}
+
+
 def test_lars_step_scales_the_decayed_gradient_by_the_trust_ratio(plugins):
     opt, p = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=2.0, momentum=0.9, weight_decay=0.1,
-                  options={"eta": 0.01})
+                  options={"eta": 0.01, **EVERY})
     step(opt, p, {"w": [0.3, 0.4]})
     # trust = 0.01 * 5 / (0.5 + 0.1 * 5) = 0.05; d = 0.05 * (g + 0.1 w) = 0.05 * [0.6, 0.8]
     assert values(p["w"]) == pytest.approx([3 - 2 * 0.03, 4 - 2 * 0.04])
@@ -46,7 +50,7 @@ def test_lars_step_scales_the_decayed_gradient_by_the_trust_ratio(plugins):
 
 def test_lars_keeps_momentum_between_steps(plugins):
     opt, p = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=1.0, momentum=0.9, weight_decay=0.0,
-                  options={"eta": 0.01})
+                  options={"eta": 0.01, **EVERY})
     step(opt, p, {"w": [0.3, 0.4]})  # trust 0.01 * 5 / 0.5 = 0.1: d1 = [0.03, 0.04]
     assert values(p["w"]) == pytest.approx([2.97, 3.96])
     step(opt, p, {"w": [0.0, 0.5]})  # ||w1|| = 4.95, trust 0.01 * 4.95 / 0.5 = 0.099
@@ -57,18 +61,44 @@ def test_lars_keeps_momentum_between_steps(plugins):
 
 
 def test_lars_trust_ratio_is_one_for_a_zero_weight(plugins):
-    opt, p = make(plugins, "lars", {"b": [0.0, 0.0]}, lr=0.5, momentum=0.0, weight_decay=0.1)
+    opt, p = make(plugins, "lars", {"b": [0.0, 0.0]}, lr=0.5, momentum=0.0, weight_decay=0.1,
+                  options=EVERY)
     step(opt, p, {"b": [1.0, -2.0]})
     assert values(p["b"]) == pytest.approx([-0.5, 1.0])  # a plain SGD step, not a frozen bias
 
 
 def test_lars_lr_zero_never_moves_a_weight_even_with_momentum(plugins):
-    opt, p = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=1.0, weight_decay=0.0)
+    opt, p = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=1.0, weight_decay=0.0, options=EVERY)
     step(opt, p, {"w": [0.3, 0.4]})
     after_first = values(p["w"])
     opt.param_groups[0]["lr"] = 0.0  # a schedule's lr takes effect at once
     step(opt, p, {"w": [0.3, 0.4]})
     assert values(p["w"]) == after_first
+
+
+def test_lars_excludes_biases_and_norm_parameters_by_default(plugins):
+    """As BYOL's, Barlow Twins' and solo-learn's LARS: no decay, no trust ratio for them."""
+    weights = {"fc.weight": [[3.0, 0.0], [0.0, 4.0]], "fc.bias": [1.0, 1.0],
+               "bn.weight": [2.0, 2.0]}
+    grads = {"fc.weight": [[0.0, 0.4], [0.3, 0.0]], "fc.bias": [0.5, -0.5],
+             "bn.weight": [0.1, 0.2]}
+    opt, p = make(plugins, "lars", weights, lr=2.0, momentum=0.9, weight_decay=0.1,
+                  options={"eta": 0.01})
+    assert [g["adapt"] for g in opt.param_groups] == [True, False]
+    step(opt, p, grads)
+    trust = 0.01 * 5 / (0.5 + 0.1 * 5)
+    assert values(p["fc.weight"]) == pytest.approx(
+        [3 - 2 * trust * 0.3, -2 * trust * 0.4, -2 * trust * 0.3, 4 - 2 * trust * 0.4])
+    assert values(p["fc.bias"]) == pytest.approx([1 - 2 * 0.5, 1 + 2 * 0.5])
+    assert values(p["bn.weight"]) == pytest.approx([2 - 2 * 0.1, 2 - 2 * 0.2])
+
+
+def test_lars_option_keeps_the_old_behaviour_for_every_parameter(plugins):
+    opt, p = make(plugins, "lars", {"fc.bias": [3.0, 4.0]}, lr=2.0, momentum=0.9,
+                  weight_decay=0.1, options={"eta": 0.01, **EVERY})
+    step(opt, p, {"fc.bias": [0.3, 0.4]})
+    # adapted and decayed like a weight: trust 0.05, d = 0.05 * [0.6, 0.8]
+    assert values(p["fc.bias"]) == pytest.approx([3 - 2 * 0.03, 4 - 2 * 0.04])
 
 
 # ---------------------------------------------------------------- LARS, SimCLR variant
@@ -169,7 +199,7 @@ def optimization(plugins, opt: OptimizerConfig, schedule=None) -> Optimization:
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
-    ("lars", {"bogus": 1}, "unknown option 'bogus' (allowed: eta)"),
+    ("lars", {"bogus": 1}, "unknown option 'bogus' (allowed: eta, exclude_bias_and_norm)"),
     ("lars_simclr", {"eta": "big"}, "option 'eta' must be a number, got 'big'"),
     ("lars", {"eta": 0}, "option 'eta' must be > 0, got 0.0"),
     ("larc", {"mode": "clamp"}, "option 'mode' must be one of clip, scale, got 'clamp'"),
@@ -195,7 +225,8 @@ def test_bad_option_through_the_cli_exits_2_with_one_line(tiny):
         "--set", "pretrain.optimizer.name=lars", "--set", "pretrain.optimizer.options.bogus=1"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert lines == ["error: optimizer 'lars': unknown option 'bogus' (allowed: eta)"]
+    assert lines == ["error: optimizer 'lars': unknown option 'bogus' (allowed: eta, "
+                     "exclude_bias_and_norm)"]
 
 
 def test_simclr_cifar10_recipe_resolves(plugins):

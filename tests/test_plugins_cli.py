@@ -2,7 +2,7 @@
 version, broken ones reported in one line and skipped, ``--strict``, provenance in records.
 
 Entry points are faked here (fast, no install); the real ``pip install`` path is tested by
-plugins/sslbench-vicreg/tests (an install into a throwaway folder, then a fresh process)."""
+plugins/sslbench-dcl/tests (an install into a throwaway folder, then a fresh process)."""
 
 import types
 
@@ -116,7 +116,7 @@ def test_autoload_switch_loads_only_the_builtins(installed, monkeypatch):
 
 def test_record_provenance_names_the_plugin_distribution(installed):
     """What run_cell stores in ``record.provenance`` (the end-to-end run with a real install is
-    in plugins/sslbench-vicreg/tests)."""
+    in plugins/sslbench-dcl/tests)."""
     installed += [FakeEntryPoint("toy", GOOD, "sslbench-toy", "1.2.3"),
                   FakeEntryPoint("broken", BROKEN, "sslbench-broken", "0.3")]
     loaded = plugin_core.load_plugins()

@@ -102,7 +102,8 @@ def test_fp32_loss_computes_in_float32_under_bf16_autocast():
 
 def test_every_builtin_loss_returns_float32_under_autocast():
     """The loss every pretraining method returns is float32 even when its backbone, heads and
-    embeddings ran in bf16 (checked on the tiny backbone of the conformance kit)."""
+    embeddings ran in bf16 (checked on the tiny backbone of the conformance kit, or a one-block
+    ViT for a method that requires one: MAE)."""
     from sslbench.core.components import MethodTraits
     from sslbench.testing import TinyConvNet
 
@@ -114,7 +115,9 @@ def test_every_builtin_loss_returns_float32_under_autocast():
         options = traits.recipes.get("digits", {}).get("method", {})
         config = traits.config(**options) if traits.config else None
         torch.manual_seed(0)
-        method = traits.build(entry.component, TinyConvNet(8), config, 4)
+        backbone = (catalog.get("backbones", "vit_tiny")(8, patch_size=2, depth=1)
+                    if traits.backbone_requires else TinyConvNet(8))
+        method = traits.build(entry.component, backbone, config, 4)
         method.train()
         if hasattr(method, "on_epoch_start"):
             method.on_epoch_start(0, 2)

@@ -59,3 +59,23 @@ def test_a_third_party_backbone_recipe_is_applied_and_its_options_checked():
     assert cfg.backbone.model_extra == {"depth": 3} and cfg.pretrain.batch_size == 32
     with pytest.raises(UsageError, match="backbone 'tiny': depth must be >= 1, got 0"):
         resolve(plugins, "simclr", "tiny", "digits", sets=["backbone.depth=0"])
+
+
+@pytest.mark.parametrize(("dataset", "lr"), [("digits", 0.025), ("fashion-mnist", 0.075)])
+def test_byol_cpu_recipes_take_a_quarter_of_simclrs_lr(plugins, dataset, lr):
+    """The paper-form BYOL loss has 4x the averaged form's gradient: a quarter of the lr."""
+    simclr = resolve(plugins, "simclr", "resnet18", dataset).pretrain.optimizer.lr
+    assert resolve(plugins, "byol", "resnet18", dataset).pretrain.optimizer.lr == lr
+    assert lr == pytest.approx(simclr / 4)
+
+
+def test_timm_colon_names_the_model_option(plugins):
+    pytest.importorskip("timm")
+    cfg = resolve(plugins, "simclr", "timm:resnet10t", "digits")
+    assert cfg.backbone.name == "timm" and cfg.backbone.model_extra == {"model": "resnet10t"}
+
+
+def test_vit_recipe_on_digits_uses_patch_2(plugins):
+    cfg = resolve(plugins, "dino", "vit_tiny", "digits")
+    assert cfg.backbone.model_extra == {"patch_size": 2}
+    assert [v.count for v in cfg.pretrain.views] == [1, 1, 4]  # the CPU multi-crop

@@ -60,8 +60,10 @@ class Cell:
     @property
     def displays(self) -> dict[str, str]:
         """Display names the table prints, stored in the record (``<kind>_display``)."""
+        model = (self.config.backbone.model_extra or {}).get("model")
+        backbone = f"{self.backbone.display}:{model}" if isinstance(model, str) else None
         return {"method_display": self.method.display,
-                "backbone_display": self.backbone.display,
+                "backbone_display": backbone or self.backbone.display,
                 "dataset_display": self.dataset.display}
 
     def build_backbone(self, image_size: int) -> Any:

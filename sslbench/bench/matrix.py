@@ -34,7 +34,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from sslbench.bench.cell import Cell
-from sslbench.bench.resolve import parse_sets, resolve_cell, validation_message
+from sslbench.bench.resolve import (
+    IncompatibleBackbone,
+    parse_sets,
+    resolve_cell,
+    validation_message,
+)
 from sslbench.core import safe_io
 from sslbench.core.catalog import Catalog
 from sslbench.core.config import flatten
@@ -141,8 +146,10 @@ def names(catalog: Catalog, kind: str, wanted: list[str] | str) -> list[str]:
 
 def expand(spec: MatrixSpec, catalog: Catalog, *, config_file: Path | None = None,
            sets: list[str] = (), overrides: dict[str, Any] | None = None) -> list[Cell]:
-    """Every cell of the matrix, resolved; in method, backbone, dataset, seed order."""
+    """Every cell of the matrix, resolved; in method, backbone, dataset, seed order. With
+    ``methods = "*"``, a method that cannot use a backbone (MAE on a CNN) skips it."""
     axes = [names(catalog, kind, getattr(spec, attr)) for attr, kind in AXES.items()]
+    every_method = spec.methods in ("*", ["*"])
     cli = flatten(parse_sets(list(sets)))
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     cells = []
@@ -153,8 +160,13 @@ def expand(spec: MatrixSpec, catalog: Catalog, *, config_file: Path | None = Non
                     layered = {**flatten(spec.config), **_epochs(spec.epochs),
                                **_cell_settings(spec.cells, method, backbone, dataset, seed),
                                **cli, **flags, "seed": seed}
-                    cells.append(resolve_cell(catalog, method, backbone, dataset,
-                                              config_file=config_file, overrides=layered))
+                    try:
+                        cells.append(resolve_cell(catalog, method, backbone, dataset,
+                                                  config_file=config_file, overrides=layered))
+                    except IncompatibleBackbone:
+                        if not every_method:  # named explicitly: the user wants to know
+                            raise
+                        break  # "*" means every method that can use this backbone (MAE: ViTs)
     return cells
 
 

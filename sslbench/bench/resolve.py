@@ -19,17 +19,22 @@ from sslbench.engine.optim import Optimization
 from sslbench.errors import UsageError
 
 
+class IncompatibleBackbone(UsageError):
+    """The method requires of its backbone something this one lacks (MAE on a CNN)."""
+
+
 def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
                  config_file: Path | None = None, sets: list[str] = (),
                  overrides: dict[str, Any] | None = None) -> Cell:
     """Defaults < method "*" recipe < dataset recipe < backbone's dataset recipe < method's
     dataset recipe < file < --set < explicit flags (``overrides``, dotted keys)."""
     method_entry = catalog.entry("methods", method)
+    backbone, model = split_backbone(backbone)
     backbone_entry = catalog.entry("backbones", backbone)
     dataset_entry = catalog.entry("datasets", dataset)
     recipes = MethodTraits.of(method_entry.component).recipes
     backbone_recipes = backbone_entry.metadata.get("recipes") or {}
-    names = {"method": {"name": method}, "backbone": {"name": backbone},
+    names = {"method": {"name": method}, "backbone": {"name": backbone, **model},
              "data": {"name": dataset}}
     layers = [recipes.get("*"), dataset_entry.metadata.get("recipe"),
               backbone_recipes.get(dataset), recipes.get(dataset),
@@ -45,6 +50,17 @@ def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
     if not traits.pretrains:
         cfg.pretrain.epochs = 0  # the floor is never trained, whatever a recipe says
     return cell_from_config(catalog, cfg)
+
+
+def split_backbone(name: str) -> tuple[str, dict]:
+    """``"timm:convnext_atto"`` -> ``("timm", {"model": "convnext_atto"})``: a backbone family
+    registered once, its member named after the colon (the factory's ``model`` option)."""
+    family, sep, model = name.partition(":")
+    if not sep:
+        return name, {}
+    if not family or not model:
+        raise UsageError(f"backbone {name!r}: expected <backbone>:<model>, e.g. timm:resnet18")
+    return family, {"model": model}
 
 
 def resolve_config(catalog: Catalog, method: str, backbone: str, dataset: str,
@@ -67,7 +83,7 @@ def cell_from_config(catalog: Catalog, cfg: RunConfig) -> Cell:
         method_options.model_dump(mode="json") if method_options is not None else {}))
     dataset_options = _options(dataset.metadata.get("options"), cfg.data.options,
                                "data.options", f"dataset {dataset.name!r}")
-    _check_backbone_options(backbone.component, backbone.name, cfg)
+    _check_backbone(backbone.component, backbone.name, cfg, traits, method.name)
     pretraining = optimization(catalog, cfg.pretrain)
     linear = optimization(catalog, cfg.eval.linear)
     used = [method, backbone, dataset, *(catalog.entry(kind, section.name) for kind, section in (
@@ -115,21 +131,31 @@ def validation_message(exc: ValidationError, prefix: str = "") -> str:
     return f"invalid {loc}: {err['msg']}{got}{more}"
 
 
-def _check_backbone_options(factory, name: str, cfg: RunConfig) -> None:
+def _check_backbone(factory, name: str, cfg: RunConfig, traits: MethodTraits,
+                    method: str) -> None:
+    """Options bound to the factory's signature, then the backbone built once on the meta
+    device (no memory, no compute), so that a bad option value (``--set backbone.width=-1``),
+    an image size a ViT's patch does not divide (the factory raises ``UsageError``), or a
+    backbone the method cannot use (MAE on a CNN) is a usage error now, not a failed run after
+    the data loads. A factory that fails without options is left to fail in the run."""
     options = dict(cfg.backbone.model_extra or {})
     try:
         inspect.signature(factory).bind(32, **options)
     except TypeError as exc:
         raise UsageError(f"backbone {name!r}: {exc}") from None
-    if not options:
-        return
-    # build it once on the meta device (no memory, no compute), so that a bad option value
-    # (``--set backbone.width=-1``) is a usage error now, not a failed run after the data loads
     try:
         with torch.device("meta"):
-            factory(cfg.data.image_size or 32, **options)
-    except (TypeError, ValueError) as exc:
+            model = factory(cfg.data.image_size or 32, **options)
+    except UsageError as exc:
         raise UsageError(f"backbone {name!r}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        if options:  # the user's values are wrong
+            raise UsageError(f"backbone {name!r}: {exc}") from None
+        return  # a broken factory, not bad input: the run fails with its own message
+    missing = [attr for attr in traits.backbone_requires if not hasattr(model, attr)]
+    if missing:
+        raise IncompatibleBackbone(f"method {method!r} needs a backbone with {missing[0]!r} (a "
+                         f"ViT: vit_tiny, vit_small); {name!r} has none")
 
 
 def parse_sets(sets: list[str]) -> dict:

@@ -9,7 +9,9 @@
   - ``views``: list of :class:`~sslbench.core.config.ViewSpec` (default: two standard views);
   - ``needs_labels`` (SupCon, supervised): the engine passes labels only then;
   - ``pretrains`` (False for the untrained ``random`` floor);
-  - ``recipes``: ``{"*": {...}, "<dataset>": {...}}`` partial run configs (the paper recipe).
+  - ``recipes``: ``{"*": {...}, "<dataset>": {...}}`` partial run configs (the paper recipe);
+  - ``backbone_requires``: names of attributes the backbone must have (MAE's
+    ``("encode_visible",)``: a ViT); a cell whose backbone lacks one is a usage error.
 
   ``loss, logs = method(views, labels)`` with ``views`` a list of float tensors
   ``[B, 3, H, W]`` (in ``views`` order, ``count`` each) and ``logs`` a dict of scalar tensors.
@@ -93,6 +95,7 @@ class MethodTraits:
     needs_num_classes: bool = False
     pretrains: bool = True
     recipes: dict[str, dict] = field(default_factory=dict)
+    backbone_requires: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, method_cls: Any) -> MethodTraits:
@@ -119,7 +122,12 @@ class MethodTraits:
         if not (isinstance(recipes, dict)
                 and all(isinstance(k, str) and isinstance(v, dict) for k, v in recipes.items())):
             raise ValueError('recipes must be a dict {"*" or dataset name: partial config dict}')
-        return cls(config, tuple(views), recipes=recipes, **flags)
+        requires = getattr(method_cls, "backbone_requires", ())
+        if (not isinstance(requires, list | tuple)
+                or not all(isinstance(r, str) and r for r in requires)):
+            raise ValueError("backbone_requires must be a tuple of attribute names")
+        return cls(config, tuple(views), recipes=recipes, backbone_requires=tuple(requires),
+                   **flags)
 
     def build(self, method_cls: Any, backbone: Any, options: BaseModel | None,
               num_classes: int) -> Any:

@@ -21,7 +21,10 @@ _MODEL = (lambda v: isinstance(v, type) and issubclass(v, BaseModel), "a pydanti
 _COMMON = {"display": _TEXT, "summary": _TEXT}
 METADATA: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "methods": _COMMON,
-    "backbones": {**_COMMON, "recipes": _RECIPES},
+    # example_options: what the conformance kit builds a backbone with when it needs some
+    # (timm's ``model``)
+    "backbones": {**_COMMON, "recipes": _RECIPES,
+                  "example_options": (lambda v: isinstance(v, dict), "a dict of options")},
     "datasets": {**_COMMON, "recipe": _RECIPE, "options": _MODEL},
     "optimizers": _COMMON,
     "schedulers": _COMMON,

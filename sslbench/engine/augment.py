@@ -6,6 +6,17 @@ convolution with a per-sample Gaussian kernel, solarize a masked flip. No Python
 images, no PIL, no worker process. All randomness comes from one ``torch.Generator`` on the
 device, whose state is checkpointed with the run.
 
+Antialiasing. The crop is resampled bilinearly by ``grid_sample``, without the low-pass filter
+the evaluation resize (``prepare_eval``) applies: a crop only aliases where it is *shrunk*, and
+the CPU recipes barely shrink (global crops are enlarged to the image size; the multi-crop
+small views of SwAV and DINO shrink at most 1.26x: a crop side of sqrt(0.3 x 4/3) = 0.63 of
+16 px onto 8 px). Measured on 512 Fashion-MNIST images at 16 px against the same boxes sampled
+8x finer and area-averaged (an ideal box filter), the mean absolute difference in [0, 1] units
+is 0.0066 for the global crops (enlarged: the gap between two interpolations, no aliasing) and
+0.0068 for the small crops: aliasing adds nothing measurable there. Shrinking a whole image 2x
+gives 0.017, so recipes that shrink crops more (DINO's 96 px local crops from 224 px images,
+up to ~1.5x) alias a little; ``tests/test_augment.py`` holds the CPU recipes to <= 1.3x.
+
 The order within a view follows SimCLR/BYOL: crop+flip, colour jitter (brightness, contrast,
 saturation, hue in that fixed order), grayscale, blur, solarize, normalise.
 
@@ -190,13 +201,16 @@ class BatchAugment:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Each group of views (one ``ViewSpec``: its count, size and scale) is augmented as
+        one batch of ``count x B`` images, every image with its own parameters, then split."""
         unit = images.float().div_(255)  # once per batch, shared by all views
         out = []
         for spec in self.views:
             size = max(4, round(spec.size * self.image_size))
-            for _ in range(spec.count):
-                out.append(augment_view(unit, spec, size, self.mean, self.std, self.generator,
-                                        self.memory_format))
+            group = unit if spec.count == 1 else unit.repeat(spec.count, 1, 1, 1)
+            views = augment_view(group, spec, size, self.mean, self.std, self.generator,
+                                 self.memory_format)
+            out += views.chunk(spec.count) if spec.count > 1 else [views]
         return out
 
     @property

@@ -1,7 +1,7 @@
 """Conformance checks a plugin author runs on their own component before publishing a number.
 
     from sslbench.testing import check_method
-    check_method("vicreg")          # or check_method(VICReg), without installing the plugin
+    check_method("dcl")             # or check_method(DCL), without installing the plugin
 
 Each ``check_*`` builds the component small and fast, runs the contract the engine relies on
 (see docs/plugins.md) and raises an :class:`AssertionError` naming the check that failed. The

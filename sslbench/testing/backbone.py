@@ -13,13 +13,16 @@ from sslbench.testing.tiny import expect, resolve
 
 def check_backbone(backbone: Any, *, image_size: int = 16, batch_size: int = 2,
                    options: dict | None = None, seed: int = 0, catalog=None) -> None:
-    """Build ``backbone`` (a registered name or a factory) at ``image_size`` and check that it
+    """Build ``backbone`` (a registered name or a factory) at ``image_size`` (with ``options``,
+    by default the ``example_options`` it was registered with) and check that it
     reports an int ``feature_dim``; maps a batch (of 2, channels_last too) to finite
     ``[B, feature_dim]`` features; sends a gradient to every parameter; is deterministic for a
     seed; runs under bf16 autocast; and gives the same features after a state_dict round-trip.
     """
     name, factory = resolve("backbones", backbone, catalog)
     where = f"check_backbone({name!r})"
+    if options is None and isinstance(backbone, str):
+        options = _example_options(backbone, catalog)
 
     def build(build_seed: int) -> nn.Module:
         torch.manual_seed(build_seed)
@@ -45,6 +48,15 @@ def check_backbone(backbone: Any, *, image_size: int = 16, batch_size: int = 2,
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _features(model, x, dim, f"{where} bf16 autocast")
     _check_round_trip(model, build(seed + 1), x, where)
+
+
+def _example_options(name: str, catalog) -> dict:
+    """The options a backbone registered as its example (``example_options=``), if any."""
+    if catalog is None:
+        from sslbench.core.plugins import load_plugins
+
+        catalog = load_plugins().catalog
+    return dict(catalog.entry("backbones", name).metadata.get("example_options") or {})
 
 
 def _features(model: nn.Module, x: torch.Tensor, dim: int, check: str) -> torch.Tensor:

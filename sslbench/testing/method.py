@@ -42,6 +42,8 @@ def check_method(method: Any, *, backbone: Any = None, image_size: int = 16,
         traits = MethodTraits.of(cls)  # what registration checks: a plugin fails it there too
     except ValueError as exc:
         raise fail(f"{where} contract", str(exc)) from None
+    if backbone is None and traits.backbone_requires:
+        backbone = _capable_backbone(traits.backbone_requires, image_size, catalog, where)
     make_backbone = backbone_factory(backbone, catalog)
     config = _method_options(cls, recipe, options)
 
@@ -87,6 +89,24 @@ class _Batch:
         self.labels = None
         if traits.needs_labels:
             self.labels = torch.arange(batch_size) % min(num_classes, max(1, batch_size // 2))
+
+
+def _capable_backbone(requires: tuple[str, ...], image_size: int, catalog, where: str) -> str:
+    """The first registered backbone that has every attribute a method requires (MAE: a ViT),
+    found by building each on the meta device (no memory); ViTs are tried first."""
+    if catalog is None:
+        from sslbench.core.plugins import load_plugins
+
+        catalog = load_plugins().catalog
+    for name in sorted(catalog.names("backbones"), key=lambda n: "vit" not in n):
+        try:
+            with torch.device("meta"):
+                model = catalog.get("backbones", name)(image_size)
+        except Exception:  # noqa: BLE001 - a backbone that needs options or an extra: skip it
+            continue
+        if all(hasattr(model, attr) for attr in requires):
+            return name
+    raise fail(where, f"no registered backbone has {', '.join(requires)}; pass backbone=")
 
 
 def _method_options(cls, recipe: str | None, options: dict | None) -> dict:

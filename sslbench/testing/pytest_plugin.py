@@ -4,9 +4,9 @@
 * ``sslbench_catalog`` — a fresh catalog (built-ins and installed plugins, as the CLI sees).
 * Arguments named ``sslbench_method``, ``sslbench_backbone``, ``sslbench_optimizer``,
   ``sslbench_scheduler`` or ``sslbench_dataset`` are parametrised over every registered name of
-  that kind; ``@pytest.mark.sslbench_plugin("sslbench-vicreg")`` keeps one distribution's.
+  that kind; ``@pytest.mark.sslbench_plugin("sslbench-dcl")`` keeps one distribution's.
 
-    @pytest.mark.sslbench_plugin("sslbench-vicreg")
+    @pytest.mark.sslbench_plugin("sslbench-dcl")
     def test_conforms(sslbench_method, sslbench_check):
         sslbench_check.check_method(sslbench_method)
 

@@ -62,7 +62,7 @@ def registered(kind: str, *, distribution: str | None = None, autoload: bool | N
     """Names registered for ``kind`` (for ``@pytest.mark.parametrize``), in catalog order.
 
     ``distribution`` keeps the components of one plugin distribution (its name as installed,
-    e.g. ``"sslbench-vicreg"``) or, for ``"builtin"``, sslbench's own. ``first_per_plugin``
+    e.g. ``"sslbench-dcl"``) or, for ``"builtin"``, sslbench's own. ``first_per_plugin``
     keeps the first name each plugin module registered (one per family: cheap coverage).
     """
     from sslbench.core.plugins import load_plugins

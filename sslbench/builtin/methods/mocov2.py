@@ -9,7 +9,7 @@ Contrastive Learning" (v2), https://arxiv.org/abs/2003.04297. InfoNCE (Eq. 1):
 Paper defaults (v2): MLP head 2048 -> 128 (ReLU, no BN), temperature 0.2, queue 65536 keys,
 key encoder momentum 0.999, SimCLR-style blur augmentation, SGD lr 0.03 at batch 256, wd 1e-4,
 cosine schedule. The authors' CIFAR-10 demo: queue 4096, momentum 0.99, temperature 0.1,
-symmetric loss, lr 0.06 at batch 512, wd 5e-4.
+symmetric loss (the sum of both directions), lr 0.06 at batch 512, wd 5e-4.
 
 In one process there is no shuffling BN across devices (the paper's guard against the batch
 statistics leaking which key matches which query); with several processes it is not done
@@ -108,8 +108,9 @@ class MoCoV2(nn.Module):
         queue = self.queue.items.clone()  # the push below must not touch what backward needs
         if self.cfg.symmetric:
             q2, k1 = self.projector(self.backbone(v2)), self.keys(v1)
+            # summed, as the authors' CIFAR-10 demo does (the mean would halve the gradient)
             loss = (info_nce(q1, k2, queue, self.cfg.temperature)
-                    + info_nce(q2, k1, queue, self.cfg.temperature)) / 2
+                    + info_nce(q2, k1, queue, self.cfg.temperature))
             new_keys = torch.cat([k1, k2])
         else:
             loss = info_nce(q1, k2, queue, self.cfg.temperature)

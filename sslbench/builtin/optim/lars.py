@@ -11,9 +11,16 @@ is 1 where ``||w||`` or the denominator is 0 (a zero-initialised layer still mov
 ``torch.optim.SGD``, the global lr multiplies the momentum buffer at the step instead of being
 folded into it, so a schedule's new lr applies at once and an lr of 0 never moves a weight.
 
-``options``: ``eta`` (0.001). Parameter groups may also set ``adapt=False`` (plain momentum SGD
-for that group: ``lars_simclr`` uses it for biases and norm parameters) and ``simclr_norm=True``
-(the ratio's denominator is ``||g + wd * w||``, as SimCLR's implementation computes it).
+Biases and normalisation parameters (every parameter whose name ends in ``bias``, and every
+1-d one: batch-norm and layer-norm scales and shifts) get neither weight decay nor the trust
+ratio, plain momentum SGD: as the reference code of BYOL and Barlow Twins and solo-learn's
+LARS (``exclude_bias_n_norm``) do. Adapting a bias by ``||b|| / ||g||`` stalls it near zero and
+decaying a norm's scale fights the normalisation.
+
+``options``: ``eta`` (0.001), ``exclude_bias_and_norm`` (true; false adapts and decays every
+parameter, as sslbench 0.2 did). Parameter groups may also set ``adapt=False``
+(plain momentum SGD for that group) and ``simclr_norm=True`` (the ratio's denominator is
+``||g + wd * w||``, as SimCLR's implementation computes it: ``lars_simclr``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,23 @@ from sslbench import OptimizerConfig, hookimpl
 
 from ._options import positive, read_options
 
-DEFAULTS = {"eta": 0.001}
+DEFAULTS = {"eta": 0.001, "exclude_bias_and_norm": True}
+
+
+def excluded(name: str, param: torch.Tensor) -> bool:
+    """Biases and normalisation parameters: no weight decay, no trust ratio."""
+    return name.endswith("bias") or param.ndim <= 1
+
+
+def exclusion_groups(named_params, weight_decay: float) -> list[dict]:
+    """Two parameter groups: adapted and decayed weights, then the excluded parameters."""
+    named = list(named_params)
+    adapted = [p for n, p in named if not excluded(n, p)]
+    plain = [p for n, p in named if excluded(n, p)]
+    return [group for group in (
+        {"params": adapted, "weight_decay": weight_decay, "adapt": True},
+        {"params": plain, "weight_decay": 0.0, "adapt": False},
+    ) if group["params"]]
 
 
 def trust_ratio(weight_norm: torch.Tensor, update_norm: torch.Tensor,
@@ -82,11 +105,14 @@ class LARS(torch.optim.Optimizer):
 
 
 def lars(named_params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """LARS (You et al. 2017): layer-wise trust ratio, momentum, weight decay (option: eta)."""
+    """LARS (You et al. 2017): layer-wise trust ratio, momentum, weight decay; biases and norms
+    excluded (options: eta, exclude_bias_and_norm)."""
     options = read_options(cfg.options, DEFAULTS)
     positive(options, "eta")
-    return LARS([p for _, p in named_params], lr=cfg.lr, momentum=cfg.momentum,
-                weight_decay=cfg.weight_decay, eta=options["eta"], nesterov=cfg.nesterov)
+    params = (exclusion_groups(named_params, cfg.weight_decay)
+              if options["exclude_bias_and_norm"] else [p for _, p in named_params])
+    return LARS(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                eta=options["eta"], nesterov=cfg.nesterov)
 
 
 @hookimpl

@@ -1,12 +1,9 @@
 """LARS as SimCLR trains with it (Chen et al. 2020, the seed's ``--optimizer=lars_simclr``).
 
-Two differences from plain ``lars`` (You et al. 2017):
+One difference from ``lars`` (which, like this one, gives biases and normalisation parameters
+neither weight decay nor the trust ratio; SimCLR's code finds them by name, ``bias`` and
+``batch_normalization``, here by name *and* shape since torch names do not always say "norm"):
 
-* biases and normalisation parameters (every parameter whose name ends in ``bias``, and every
-  1-d parameter: batch-norm scales and shifts) get neither weight decay nor the trust ratio:
-  they take plain momentum SGD steps. SimCLR's code excludes them by name (``bias``,
-  ``batch_normalization``); torch names do not always say "norm" (EfficientNet's are numbers),
-  so here they are found by name *and* shape;
 * the trust ratio's denominator is the norm of the weight-decayed gradient,
   ``eta * ||w|| / ||g + wd * w||``, as in SimCLR's implementation.
 
@@ -21,32 +18,16 @@ import torch
 from sslbench import OptimizerConfig, hookimpl
 
 from ._options import positive, read_options
-from .lars import LARS
+from .lars import LARS, exclusion_groups
 
 DEFAULTS = {"eta": 0.001}
-
-
-def excluded(name: str, param: torch.Tensor) -> bool:
-    """Biases and normalisation parameters: no weight decay, no trust ratio."""
-    return name.endswith("bias") or param.ndim <= 1
-
-
-def simclr_groups(named_params, weight_decay: float) -> list[dict]:
-    """Two parameter groups: adapted and decayed weights, then the excluded parameters."""
-    named = list(named_params)
-    adapted = [p for n, p in named if not excluded(n, p)]
-    plain = [p for n, p in named if excluded(n, p)]
-    return [group for group in (
-        {"params": adapted, "weight_decay": weight_decay, "adapt": True},
-        {"params": plain, "weight_decay": 0.0, "adapt": False},
-    ) if group["params"]]
 
 
 def lars_simclr(named_params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
     """LARS, SimCLR variant: biases and norm parameters excluded from decay and trust ratio."""
     options = read_options(cfg.options, DEFAULTS)
     positive(options, "eta")
-    return LARS(simclr_groups(named_params, cfg.weight_decay), lr=cfg.lr,
+    return LARS(exclusion_groups(named_params, cfg.weight_decay), lr=cfg.lr,
                 momentum=cfg.momentum, eta=options["eta"], nesterov=cfg.nesterov,
                 simclr_norm=True)
 

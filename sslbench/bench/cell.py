@@ -38,6 +38,7 @@ class Cell:
     linear: Optimization
     plugins: dict[str, str]  # third-party distributions of the components used -> version
     config_hash: str  # the recipe's identity (seeds excluded, plugin versions included)
+    finetuning: Optimization | None = None  # eval.finetune's, where a fine-tune is asked for
 
     @property
     def run_id(self) -> str:

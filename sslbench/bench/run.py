@@ -23,6 +23,7 @@ import torch
 
 from sslbench.bench import plots, provenance
 from sslbench.bench.cell import Cell
+from sslbench.bench.evaluations import eval_data, evaluate_all
 from sslbench.bench.loggers import open_loggers
 from sslbench.core.components import DatasetSplits, Split
 from sslbench.core.config import RunConfig
@@ -32,7 +33,7 @@ from sslbench.core.store import RecordStore
 from sslbench.engine import device as dev
 from sslbench.engine import distributed
 from sslbench.engine.checkpoint import load_checkpoint
-from sslbench.engine.evaluate import EvalData, EvalPlan, FrozenEncoder, evaluate
+from sslbench.engine.evaluate import FrozenEncoder
 from sslbench.engine.loggers import LoggerSpec, csv_only
 from sslbench.engine.monitor import Reporter
 from sslbench.engine.pretrain import PretrainResult, pretrain
@@ -97,7 +98,8 @@ def run_cell(cell: Cell, opts: RunOptions,
                         cell.run_id, active=distributed.is_main())
     sink.start(base["config"])
     try:
-        metrics, cost = _pretrain_and_evaluate(cell, opts, data, device, run_dir, sink)
+        metrics, cost, protocols = _pretrain_and_evaluate(cell, opts, data, device, run_dir,
+                                                          sink)
     except Exception as exc:
         error = _explain(exc, cell.config)
         sink.finish(RunRecord(status="failed", reason=str(error), **base))
@@ -105,7 +107,8 @@ def run_cell(cell: Cell, opts: RunOptions,
     except BaseException:  # Ctrl-C: the trackers' runs end (as stopped), then it goes on up
         sink.close()
         raise
-    record = RunRecord(status="completed", metrics=metrics, cost=cost, **base)
+    record = RunRecord(status="completed", metrics=metrics, cost=cost, protocols=protocols,
+                       **base)
     if not distributed.is_main():
         return record
     if (run_dir / CHECKPOINT).exists():
@@ -216,12 +219,9 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
         result = pretrain(method, fixed_subset(data.pretrain_split, cfg.data.train_subset), ctx,
                           resume)
     encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
-    eval_data = EvalData(fixed_subset(data.train, cfg.eval.train_subset), data.test,
-                         data.num_classes, cfg.data.hflip)
-    ev = evaluate(encoder, eval_data, EvalPlan(cfg.eval, cell.linear, cfg.seed, metrics,
-                                               reporter))
-    figures = dict(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
-                   knn_acc1=ev.knn_acc1, final_loss=result.final_loss)
+    ev = evaluate_all(cell, encoder, eval_data(cell, data, fixed_subset(
+        data.train, cfg.eval.train_subset)), metrics, reporter)
+    figures = {**ev.metrics(), "final_loss": result.final_loss}
     check_metrics(figures)  # before the record model, which refuses such values outright
     metrics_out = Metrics(**figures)
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
@@ -229,13 +229,21 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                 peak_memory_mb=dev.peak_memory_mb(device), device=str(device),
                 num_devices=distributed.world_size(), backend=distributed.backend(),
                 precision=dev.precision_name(dtype))
-    return metrics_out, cost
+    return metrics_out, cost, ev.protocols
 
 
-def check_metrics(figures: dict[str, float | None]) -> None:
+def check_metrics(figures: dict) -> None:
     """A run is completed only if every figure it reports is finite and in range."""
+    for few in figures.get("few_label") or []:
+        check_metrics({f"{name}_{few.percent:g}pct": value for name, value in dict(few).items()
+                       if name.endswith(("acc1", "acc5"))})
     for name, value in figures.items():
-        if value is None:
+        if value is None or name == "few_label":
+            continue
+        if name in ("rankme", "feature_std"):
+            if not math.isfinite(value) or value < 0:
+                raise TrainingError(f"evaluation reported {name} = {value}; the run is not "
+                                    "recorded as completed")
             continue
         percent = name != "final_loss"
         if not math.isfinite(value) or percent and not 0.0 <= value <= 100.0:

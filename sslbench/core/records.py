@@ -51,6 +51,11 @@ class FewLabel(_Model):
                                   "finetune_acc5")(_percentage)
 
 
+# figures that may be measured after the run, on its checkpoint (``sslbench eval``), and added
+# to its record; the others (linear, kNN, final loss) describe the run as it was run
+LATER_FIGURES = ("finetune_acc1", "finetune_acc5", "few_label", "rankme", "feature_std")
+
+
 class Metrics(_Model):
     """Percentages for accuracies; ``None`` where not measured (e.g. a failed run)."""
 

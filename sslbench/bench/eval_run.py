@@ -147,14 +147,21 @@ def evaluate_run(path: Path, plugins: Plugins, opts: RunOptions, sets: list[str]
 
 
 def add_to_registry(record: EvalRecord, results_dir: Path) -> Path | None:
-    """Add the eval record's later figures to the run's registry record, if it has one there;
-    return its path (None: no completed record of the run in ``results_dir``)."""
+    """Add the eval record's later figures to the run's registry record, if it has one there:
+    fine-tune and few-label figures, and the diagnostics where the record has none yet (one
+    written before they existed). Return its path; None where nothing was added (no completed
+    record of the run in ``results_dir``, or no new figure)."""
     store = RecordStore(results_dir)
-    if not store.is_completed(record.run_id):
+    current = store.read(record.run_id)
+    if current is None or current.status != "completed":
         return None
     figures = {name: getattr(record.metrics, name) for name in LATER_FIGURES}
-    protocols = {k: v for k, v in record.protocols.items()
-                 if k in ("finetune", "few_label", "rankme")}
+    if current.metrics.rankme is not None:  # the run measured them itself: those stay
+        figures.update(rankme=None, feature_std=None)
+    kinds = {"finetune": "finetune_acc1", "few_label": "few_label", "rankme": "rankme"}
+    protocols = {k: v for k, v in record.protocols.items() if figures.get(kinds.get(k))}
+    if not protocols:
+        return None  # nothing new: the record is left as it is, byte for byte
     return store.add_evaluations(record.run_id, figures, protocols)
 
 

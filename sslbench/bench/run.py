@@ -197,6 +197,8 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                            run_dir: Path, metrics):
     cfg = cell.config
     image_size = cfg.data.image_size or data.image_size
+    # the labelled subsets first: a few-label subset the data cannot give fails before training
+    labelled = eval_data(cell, data, fixed_subset(data.train, cfg.eval.train_subset))
     seed_everything(cfg.seed)
     method = cell.build_method(image_size, data.num_classes).to(device)
     if cfg.runtime.channels_last:
@@ -219,8 +221,7 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
         result = pretrain(method, fixed_subset(data.pretrain_split, cfg.data.train_subset), ctx,
                           resume)
     encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
-    ev = evaluate_all(cell, encoder, eval_data(cell, data, fixed_subset(
-        data.train, cfg.eval.train_subset)), metrics, reporter)
+    ev = evaluate_all(cell, encoder, labelled, metrics, reporter)
     figures = {**ev.metrics(), "final_loss": result.final_loss}
     check_metrics(figures)  # before the record model, which refuses such values outright
     metrics_out = Metrics(**figures)

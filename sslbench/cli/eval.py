@@ -67,8 +67,8 @@ def eval_command(
     record, out = evaluate_run(path, plugins, opts, set_, overrides)
     typer.echo(summary(record, out))
     added = add_to_registry(record, results_dir)
-    typer.echo(f"  added to {added}" if added else
-               f"  (no completed record of {record.run_id} in {results_dir} to add to)")
+    if added:
+        typer.echo(f"  added to {added}")
 
 
 def _percents(text: str | None) -> list[float] | None:

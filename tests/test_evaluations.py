@@ -1,0 +1,187 @@
+"""Evaluations beyond one probe: RankMe and feature std, few-label subsets, fine-tuning, the
+record store adding later figures, and their bad input — each against a case worked by hand."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from sslbench.bench.resolve import optimization
+from sslbench.cli import app
+from sslbench.core.components import Split
+from sslbench.core.config import FinetuneConfig
+from sslbench.core.records import FewLabel
+from sslbench.core.store import RecordStore
+from sslbench.engine.diagnostics import diagnose, feature_std, rankme
+from sslbench.engine.evaluate import FrozenEncoder
+from sslbench.engine.fewshot import balanced_indices, balanced_subset
+from sslbench.engine.finetune import FinetunePlan, finetune
+from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.errors import UsageError
+
+runner = CliRunner()
+
+
+# --- RankMe and feature std ---------------------------------------------------------------
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_rankme_of_a_rank_k_matrix_with_equal_singular_values_is_k(k):
+    q, _ = torch.linalg.qr(torch.randn(50, 16, generator=torch.Generator().manual_seed(k)))
+    z = q[:, :k] @ torch.linalg.qr(torch.randn(16, 16))[0][:k]  # [50, 16], k singular values 1
+    assert rankme(z) == pytest.approx(k, rel=1e-4)
+
+
+def test_rankme_of_unequal_singular_values_is_the_exponential_of_their_entropy():
+    z = torch.diag(torch.tensor([3.0, 1.0, 0.0]))  # p = (3/4, 1/4, 0)
+    expected = math.exp(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))  # 1.7548...
+    assert rankme(z) == pytest.approx(expected, rel=1e-5)
+    assert rankme(torch.ones(10, 4)) == pytest.approx(1.0, rel=1e-5)  # collapsed: rank 1
+    assert rankme(torch.zeros(5, 3)) == 1.0
+
+
+def test_feature_std_by_hand():
+    # rows normalised: (1, 0), (0, 1); each column is (1, 0): sample std sqrt(1/2)
+    assert feature_std(torch.tensor([[2.0, 0.0], [0.0, 5.0]])) == pytest.approx(0.5 ** 0.5)
+    assert feature_std(torch.tensor([[1.0, 2.0]] * 6)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_diagnose_uses_one_fixed_sample_of_rows():
+    z = torch.randn(3000, 8, generator=torch.Generator().manual_seed(5))
+    rows = z[torch.randperm(3000, generator=torch.Generator().manual_seed(0))[:1000]]
+    d = diagnose(z, samples=1000)
+    assert (d.rankme, d.feature_std) == (rankme(rows), feature_std(rows))
+    assert 7.5 < d.rankme <= 8  # isotropic noise: nearly full rank
+
+
+# --- few-label subsets --------------------------------------------------------------------
+
+def test_few_label_subsets_are_exactly_balanced_nested_and_identical_across_runs():
+    labels = torch.arange(10).repeat_interleave(100)[torch.randperm(1000)]  # 100 per class
+    one, ten = balanced_indices(labels, 1, 10), balanced_indices(labels, 10, 10)
+    assert torch.bincount(labels[one], minlength=10).tolist() == [1] * 10
+    assert torch.bincount(labels[ten], minlength=10).tolist() == [10] * 10
+    assert set(one.tolist()) <= set(ten.tolist())  # the 1% subset is inside the 10% one
+    torch.manual_seed(123)  # the global RNG (a run's seed) does not move them
+    assert torch.equal(balanced_indices(labels, 10, 10), ten)
+    split = Split(torch.zeros(1000, 1, 2, 2, dtype=torch.uint8), labels)
+    assert torch.equal(balanced_subset(split, 10, 10).labels, labels[ten])
+
+
+def test_a_few_label_subset_larger_than_a_class_is_a_usage_error():
+    labels = torch.tensor([0] * 30 + [1] * 10)
+    assert balanced_indices(labels, 50, 2).numel() == 20  # 10 of each class: all of class 1
+    with pytest.raises(UsageError, match=r"a 60% label subset needs 12 images of every class, "
+                                         r"but class 1 has only 10 in the 40 train images"):
+        balanced_indices(labels, 60, 2)
+
+
+# --- fine-tuning --------------------------------------------------------------------------
+
+class Pixels(nn.Module):
+    """A tiny backbone: mean of each channel, then a linear map (learns what the head needs)."""
+
+    feature_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def separable(n: int, seed: int) -> Split:
+    """Class 0 dark images, class 1 bright ones: any crop keeps the class."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    images = torch.randint(0, 60, (n, 1, 8, 8), generator=gen) + labels.view(-1, 1, 1, 1) * 190
+    return Split(images.to(torch.uint8), labels)
+
+
+def test_finetune_on_separable_data_reaches_100_percent_and_leaves_the_backbone(plugins):
+    backbone = Pixels()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    cfg = FinetuneConfig(epochs=15, batch_size=16, optimizer={"name": "sgd", "lr": 0.5,
+                                                              "weight_decay": 0.0})
+    plan = FinetunePlan(cfg.epochs, optimization(plugins.catalog, cfg), 0, MetricsLog(None),
+                        Reporter(quiet=True))
+    encoder = FrozenEncoder(backbone, 8, (0.5,), (0.25,), torch.device("cpu"))
+    acc1, acc5 = finetune(encoder, separable(64, 0), separable(40, 1), 2, plan)
+    assert (acc1, acc5) == (100.0, 100.0)
+    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())
+
+
+# --- the record store adds later figures --------------------------------------------------
+
+def completed_record(tmp_path, tiny):
+    result = runner.invoke(app, ["run", "random", "resnet18", "digits", *tiny,
+                                 "--set", "eval.train_subset=200"])
+    assert result.exit_code == 0, result.output
+    [path] = (tmp_path / "results").glob("*.json")
+    return path
+
+
+def test_add_evaluations_keeps_the_run_figures_and_a_failed_write_changes_nothing(
+        tmp_path, tiny, monkeypatch):
+    path = completed_record(tmp_path, tiny)
+    store, rid = RecordStore(path.parent), path.stem
+    old = json.loads(path.read_text())
+    few = [FewLabel(percent=10, images=140, linear_acc1=50.0)]
+    store.add_evaluations(rid, {"finetune_acc1": 91.5, "few_label": few},
+                          {"finetune": "by hand"})
+    new = json.loads(path.read_text())
+    assert new["metrics"]["finetune_acc1"] == 91.5
+    assert new["metrics"]["few_label"][0]["linear_acc1"] == 50.0
+    for name in ("linear_acc1", "linear_acc5", "knn_acc1", "final_loss", "rankme"):
+        assert new["metrics"][name] == old["metrics"][name]
+    assert new["cost"] == old["cost"] and new["config"] == old["config"]
+    assert new["protocols"]["finetune"] == "by hand" and "linear" in new["protocols"]
+    # a second subset is added beside the first; the first kept
+    store.add_evaluations(rid, {"few_label": [FewLabel(percent=1, images=10)]}, {})
+    assert [f["percent"] for f in json.loads(path.read_text())["metrics"]["few_label"]] == [1, 10]
+
+    before = path.read_bytes()
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(OSError):
+        store.add_evaluations(rid, {"finetune_acc1": 12.0}, {})
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left
+    with pytest.raises(ValueError, match="an accuracy is a percentage"):  # refused, not written
+        store.add_evaluations(rid, {"finetune_acc1": 150.0}, {})
+    assert path.read_bytes() == before
+    with pytest.raises(ValueError, match="not figures measured after a run"):
+        store.add_evaluations(rid, {"linear_acc1": 1.0}, {})
+
+
+# --- bad input: one line, exit 2 ----------------------------------------------------------
+
+@pytest.mark.parametrize("sets, message", [
+    (["--set", "eval.few_label.percents=[150]"],
+     "error: invalid eval.few_label.percents.0: Input should be less than or equal to 100"),
+    (["--set", "eval.few_label.percents=[100]"],
+     "error: a 100% label subset needs 144 images of every class, but class 8 has only 139"),
+    (["--set", "eval.few_label.finetune=true"],
+     "error: eval.few_label.finetune uses eval.finetune's recipe: set eval.finetune.epochs > 0"),
+])
+def test_bad_few_label_requests(tiny, sets, message):
+    result = runner.invoke(app, ["run", "simclr", "resnet18", "digits", *tiny, *sets])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith(message), result.output
+
+
+def test_fine_tuning_the_random_row_is_a_usage_error(tiny):
+    result = runner.invoke(app, ["run", "random", "resnet18", "digits", *tiny,
+                                 "--set", "eval.finetune.epochs=1"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: cannot fine-tune the 'random' row: it is the untrained floor, and fine-tuning it "
+        "is supervised training from scratch (that row is 'supervised'); set "
+        "eval.finetune.epochs=0")

@@ -125,6 +125,7 @@ def completed_record(tmp_path, tiny):
     return path
 
 
+@pytest.mark.slow
 def test_add_evaluations_keeps_the_run_figures_and_a_failed_write_changes_nothing(
         tmp_path, tiny, monkeypatch):
     path = completed_record(tmp_path, tiny)
@@ -185,3 +186,56 @@ def test_fine_tuning_the_random_row_is_a_usage_error(tiny):
         "error: cannot fine-tune the 'random' row: it is the untrained floor, and fine-tuning it "
         "is supervised training from scratch (that row is 'supervised'); set "
         "eval.finetune.epochs=0")
+
+
+# --- the table picks its columns ----------------------------------------------------------
+
+def test_table_metrics_pick_the_columns_mean_std_over_seeds():
+    from sslbench.bench import table as tables
+    from sslbench.core.records import Metrics
+    from tests.test_records import make_record
+
+    def few(p, lin, ft=None):
+        return FewLabel(percent=p, images=10, linear_acc1=lin, finetune_acc1=ft)
+
+    records = [
+        make_record("a0", seed=0, metrics=Metrics(knn_acc1=80.0, finetune_acc1=90.0,
+                                                  few_label=[few(1, 40.0), few(10, 60.0, 70.0)],
+                                                  rankme=100.0, feature_std=0.05)),
+        make_record("a1", seed=1, metrics=Metrics(knn_acc1=82.0, finetune_acc1=94.0,
+                                                  few_label=[few(1, 44.0)], rankme=110.0,
+                                                  feature_std=0.07)),
+        make_record("r0", method="random", epochs=0, metrics=Metrics(knn_acc1=60.0)),
+    ]
+    frame = tables.records_frame(records)
+    assert list(tables.summarise(frame).columns) == tables.COLUMNS  # the default: unchanged
+    out = tables.summarise(frame, metrics=["finetune", "1pct", "ft10pct", "rankme", "std"],
+                           sort="finetune")
+    assert list(out.columns)[4:11] == ["FT Acc@1", "FT Acc@5", "1% Acc@1", "10% FT Acc@1",
+                                       "RankMe", "Feat. std", "n"]
+    first, floor = out.iloc[0], out.iloc[1]
+    assert (first["FT Acc@1"], first["FT Acc@5"]) == ("92.00 ± 2.83", "–")
+    assert first["1% Acc@1"] == "42.00 ± 2.83" and first["10% FT Acc@1"] == "70.00"
+    assert (first["RankMe"], first["Feat. std"]) == ("105.0 ± 7.1", "0.0600 ± 0.0141")
+    assert floor["Model"] == "random" and floor["1% Acc@1"] == "–"
+    with pytest.raises(UsageError, match="unknown metric 'top1' for --metrics"):
+        tables.summarise(frame, metrics=["top1"])
+
+
+@pytest.mark.slow
+def test_eval_adds_few_label_figures_to_the_run_record(tmp_path, tiny):
+    path = completed_record(tmp_path, tiny)
+    old = json.loads(path.read_text())
+    run_dir = tmp_path / "runs" / path.stem
+    result = runner.invoke(app, ["eval", str(run_dir), "--few-label", "10", "--quiet",
+                                 "--device", "cpu", "--set", "eval.train_subset=200"])
+    assert result.exit_code == 0, result.output
+    assert f"added to {path.relative_to(tmp_path)}" in result.output
+    new = json.loads(path.read_text())
+    [ten] = new["metrics"]["few_label"]
+    assert ten["percent"] == 10 and ten["images"] == 140  # 14 of each digit: round(1437/100)
+    assert 10 < ten["linear_acc1"] <= 100
+    assert new["metrics"]["knn_acc1"] == old["metrics"]["knn_acc1"]
+    assert "class-balanced" in new["protocols"]["few_label"]
+    table = runner.invoke(app, ["table", "--metrics", "knn,10pct"])
+    assert f"{ten['linear_acc1']:.2f}" in table.output

@@ -36,6 +36,7 @@ from sslbench.engine.checkpoint import load_checkpoint
 from sslbench.engine.evaluate import FrozenEncoder
 from sslbench.engine.loggers import LoggerSpec, csv_only
 from sslbench.engine.monitor import Reporter
+from sslbench.engine.online import OnlineMonitor
 from sslbench.engine.pretrain import PretrainResult, pretrain
 from sslbench.errors import SSLBenchError, TrainingError, UsageError
 
@@ -213,16 +214,22 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     dev.reset_peak_memory(device)
     result = PretrainResult()
+    encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
+    monitor = None
     if cell.pretrains:
+        split = fixed_subset(data.pretrain_split, cfg.data.train_subset)
+        monitor = online_monitor(cell, encoder, split, data.num_classes)
         ctx = cell.context(device, dtype, image_size, data.mean, data.std, reporter=reporter,
                            metrics=metrics, checkpoint_path=run_dir / CHECKPOINT if main else None,
-                           checkpoint_every=opts.checkpoint_every)
+                           checkpoint_every=opts.checkpoint_every, online=monitor)
         resume = _resume_state(run_dir, cfg, opts.resume) if opts.resume else None
-        result = pretrain(method, fixed_subset(data.pretrain_split, cfg.data.train_subset), ctx,
-                          resume)
-    encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
+        result = pretrain(method, split, ctx, resume)
     ev = evaluate_all(cell, encoder, labelled, metrics, reporter)
     figures = {**ev.metrics(), "final_loss": result.final_loss}
+    if monitor is not None:
+        figures.update(online_knn_acc1=monitor.last.knn_acc1,
+                       online_linear_acc1=monitor.last.linear_acc1)
+        ev.protocols["online"] = online_protocol(cfg, monitor)
     check_metrics(figures)  # before the record model, which refuses such values outright
     metrics_out = Metrics(**figures)
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
@@ -231,6 +238,27 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                 num_devices=distributed.world_size(), backend=distributed.backend(),
                 precision=dev.precision_name(dtype))
     return metrics_out, cost, ev.protocols
+
+
+def online_monitor(cell: Cell, encoder: FrozenEncoder, split: Split,
+                   num_classes: int) -> OnlineMonitor | None:
+    """The online probe and kNN of this pretraining run, or None: switched off, or a
+    pretraining split without labels (STL-10's unlabeled images). Under ``torch.compile`` the
+    probe is off (it listens to the backbone's forward pass), the kNN stays."""
+    cfg = cell.config.eval.online
+    if not (cfg.linear or cfg.knn_every) or bool((split.labels < 0).any()) or len(split) < 4:
+        return None
+    return OnlineMonitor.build(cfg, encoder, split, num_classes,
+                               probe=not cell.config.runtime.compile)
+
+
+def online_protocol(cfg: RunConfig, monitor: OnlineMonitor) -> str:
+    o = cfg.eval.online
+    return (f"online, during pretraining: a held-out slice of the pretraining split (never the "
+            f"test split), {len(monitor.bank)} labelled bank images and {len(monitor.queries)} "
+            f"query images the probe never trains on; kNN (k={o.knn_k}) every {o.knn_every} "
+            "epochs and a linear probe on detached features (own SGD, lr "
+            f"{o.lr:g}); the figures are those of the last epoch")
 
 
 def check_metrics(figures: dict) -> None:

@@ -117,6 +117,19 @@ class FewLabelConfig(StrictModel):
     finetune: bool = False  # also fine-tune on each subset (eval.finetune's recipe and epochs)
 
 
+class OnlineConfig(StrictModel):
+    """Online monitoring during pretraining (engine/online.py): a linear probe on detached
+    features, and kNN on a fixed held-out slice of the pretraining split (never the test
+    split) every ``knn_every`` epochs (0: no kNN, no probe score) and at the last epoch."""
+
+    linear: bool = True
+    knn_every: int = Field(5, ge=0)
+    bank: int = Field(2000, ge=1)  # labelled images of the kNN memory bank
+    queries: int = Field(1000, ge=1)  # held-out images scored (the probe never trains on them)
+    knn_k: int = Field(200, ge=1)
+    lr: float = Field(0.01, gt=0.0)  # the probe's SGD (momentum 0.9), constant
+
+
 class EvalConfig(StrictModel):
     linear: LinearConfig = LinearConfig()
     knn_k: int = Field(200, ge=1)
@@ -124,6 +137,7 @@ class EvalConfig(StrictModel):
     train_subset: int | None = Field(None, ge=1)  # labelled train images used (None: all)
     finetune: FinetuneConfig = FinetuneConfig()
     few_label: FewLabelConfig = FewLabelConfig()
+    online: OnlineConfig = OnlineConfig()
 
 
 class DataConfig(StrictModel):
@@ -177,6 +191,7 @@ _LATER_FIELDS = {
     ("data", "options"): {},
     ("eval", "finetune"): FinetuneConfig().model_dump(mode="json"),
     ("eval", "few_label"): FewLabelConfig().model_dump(mode="json"),
+    ("eval", "online"): OnlineConfig().model_dump(mode="json"),
 }
 
 

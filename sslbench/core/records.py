@@ -68,9 +68,12 @@ class Metrics(_Model):
     few_label: list[FewLabel] = []
     rankme: float | None = Field(None, ge=1.0)  # effective rank of the train features
     feature_std: float | None = Field(None, ge=0.0, le=1.0)  # of L2-normalised features
+    online_knn_acc1: float | None = None  # last online kNN on the held-out pretraining slice
+    online_linear_acc1: float | None = None  # the online probe on that slice, last epoch
 
     _accuracies = field_validator("linear_acc1", "linear_acc5", "knn_acc1", "finetune_acc1",
-                                  "finetune_acc5")(_percentage)
+                                  "finetune_acc5", "online_knn_acc1",
+                                  "online_linear_acc1")(_percentage)
 
     def few(self, percent: float) -> FewLabel | None:
         """The figures of the ``percent`` subset, if measured."""

@@ -106,9 +106,13 @@ def run_figures(frame: pd.DataFrame) -> dict[str, tuple[Panels, str, str]]:
     pre = frame[frame.phase == "pretrain"].dropna(subset=["loss"])
     lin = frame[frame.phase == "linear"].dropna(subset=["loss"])
     figures: dict[str, tuple[Panels, str, str]] = {}
+    knn = frame[frame.phase == "online_knn"].dropna(subset=["test_acc1"])
+    probe = frame[frame.phase == "online_linear"].dropna(subset=["test_acc1"])
     if len(pre):
-        figures["pretrain"] = ([(pre, "loss", "loss"), (pre, "lr", "learning rate")], "step",
-                               "Pretraining")
+        online = [(rows, "test_acc1", label) for rows, label in (
+            (knn, "online kNN Acc@1 (%)"), (probe, "online probe Acc@1 (%)")) if len(rows)]
+        figures["pretrain"] = ([(pre, "loss", "loss"), (pre, "lr", "learning rate"), *online],
+                               "step", "Pretraining (online figures: held-out train slice)")
     if len(lin):
         figures["linear_train"] = ([(lin, "loss", "train loss"), (lin, "lr", "learning rate")],
                                    "epoch", "Linear probe: training")

@@ -112,6 +112,8 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
     ctx.reporter.start("pretrain", loop.total_steps)
     if ctx.online is not None:
         ctx.online.start()
+        if loop.step == 0:  # epoch 0: the untrained backbone, this slice's random floor
+            ctx.online.on_epoch_end(0, ctx.cfg.pretrain.epochs, 0, ctx.metrics)
     try:
         with _deferred_interrupt(loop):
             while loop.epoch < ctx.cfg.pretrain.epochs:

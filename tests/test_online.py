@@ -87,5 +87,5 @@ def test_online_monitoring_changes_nothing_of_pretraining(tiny, tmp_path):
     assert "never the test split" in by["on"]["protocols"]["online"]
     with open(tmp_path / "runs" / by["on"]["run_id"] / "metrics.csv") as f:
         phases = [(r["phase"], r["epoch"]) for r in csv.DictReader(f) if "online" in r["phase"]]
-    assert phases == [("online_knn", "0"), ("online_linear", "1"), ("online_knn", "1"), ("online_linear", "2"),
-                      ("online_knn", "2")]
+    assert phases == [("online_knn", "0"), ("online_linear", "1"), ("online_knn", "1"),
+                      ("online_linear", "2"), ("online_knn", "2")]

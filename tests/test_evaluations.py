@@ -5,6 +5,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -239,3 +240,57 @@ def test_eval_adds_few_label_figures_to_the_run_record(tmp_path, tiny):
     assert "class-balanced" in new["protocols"]["few_label"]
     table = runner.invoke(app, ["table", "--metrics", "knn,10pct"])
     assert f"{ten['linear_acc1']:.2f}" in table.output
+
+
+# --- transfer -----------------------------------------------------------------------------
+
+def fake_fashion(tmp_path, n_train=40, n_test=20):
+    from tests.test_datasets import idx_images, idx_labels
+
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"  # $SSLBENCH_DATA in every test
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in (("train", n_train), ("t10k", n_test)):
+        (raw / f"{name}-images-idx3-ubyte").write_bytes(
+            idx_images(rng.integers(0, 256, (n, 28, 28))))
+        (raw / f"{name}-labels-idx1-ubyte").write_bytes(idx_labels(np.arange(n) % 10))
+
+
+@pytest.mark.slow
+def test_transfer_names_both_datasets_and_groups_by_the_evaluation_one(tmp_path, tiny):
+    fake_fashion(tmp_path)
+    result = runner.invoke(app, ["run", "simclr", "resnet18", "digits", *tiny,
+                                 "--set", "data.train_subset=128", "--set",
+                                 "eval.online.knn_every=0", "--eval-dataset", "fashion-mnist",
+                                 "--data-dir", str(tmp_path / "data"), "--no-download"])
+    assert result.exit_code == 0, result.output
+    [path] = (tmp_path / "results").glob("*.json")
+    record = json.loads(path.read_text())
+    assert (record["dataset"], record["eval_dataset"]) == ("digits", "fashion-mnist")
+    assert "pretrained on digits, every figure evaluated on fashion-mnist" in \
+        record["protocols"]["transfer"]
+    assert "the 40 train images" in record["protocols"]["knn"]  # fashion's split, not digits'
+    table = runner.invoke(app, ["table"]).output
+    row = next(line for line in table.splitlines() if "SimCLR" in line)
+    assert "Fashion-MNIST" in row and "pretrained on digits" in row
+
+
+def test_a_transfer_dataset_the_backbone_cannot_take_is_a_usage_error(plugins):
+    from sslbench.bench.evaluations import check_transfer
+    from sslbench.bench.resolve import resolve_cell
+    from sslbench.core.components import DatasetSplits
+
+    cell = resolve_cell(plugins.catalog, "simclr", "resnet18", "digits",
+                        overrides={"eval.dataset": "fashion-mnist"})
+
+    def splits(channels, size):
+        s = Split(torch.zeros(4, channels, size, size, dtype=torch.uint8), torch.zeros(4).long())
+        return DatasetSplits(s, s, 10, (0.5,), (0.5,))
+
+    check_transfer(cell, splits(3, 8), 32)  # 4x up: served
+    with pytest.raises(UsageError, match="its images have 4 channels, and the backbone takes "
+                                         r"1 \(grayscale\) or 3 \(RGB\)"):
+        check_transfer(cell, splits(4, 28), 28)
+    with pytest.raises(UsageError, match="its 8 px images would be enlarged 8x to the "
+                                         "backbone's 64 px input"):
+        check_transfer(cell, splits(1, 8), 64)

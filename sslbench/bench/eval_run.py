@@ -28,7 +28,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sslbench.bench.cell import Cell
-from sslbench.bench.evaluations import Figures, eval_data, evaluate_all
+from sslbench.bench.evaluations import Figures, check_transfer, eval_data, evaluate_all
 from sslbench.bench.resolve import cell_from_config, parse_sets, validate
 from sslbench.bench.run import CHECKPOINT, RunOptions, fixed_subset, seed_everything
 from sslbench.core import safe_io
@@ -55,6 +55,7 @@ class EvalRecord(BaseModel):
     method: str
     backbone: str
     dataset: str
+    eval_dataset: str | None = None  # transfer: the dataset evaluated on
     seed: int
     checkpoint: str | None  # None: the untrained ``random`` floor, rebuilt from its seed
     checkpoint_epoch: int  # pretraining epochs done when the checkpoint was written
@@ -138,8 +139,10 @@ def evaluate_run(path: Path, plugins: Plugins, opts: RunOptions, sets: list[str]
     csv.unlink(missing_ok=True)  # this evaluation's own log, started afresh
     encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device,
                             dev.autocast_dtype(device, cell.precision))
-    ev = evaluate_all(cell, encoder, eval_data(cell, data, fixed_subset(
-        data.train, cfg.eval.train_subset)), MetricsLog(csv), Reporter(quiet=opts.quiet))
+    target = cell.load_eval_data(opts.data_dir, opts.download) or data
+    check_transfer(cell, target, image_size)
+    ev = evaluate_all(cell, encoder, eval_data(cell, target, fixed_subset(
+        target.train, cfg.eval.train_subset)), MetricsLog(csv), Reporter(quiet=opts.quiet))
     record = _record(rid, cfg, ckpt if state is not None else None, state, h, ev, device)
     out = folder / f"eval-{h}.json"
     atomic_write_text(out, record.model_dump_json(indent=2) + "\n")
@@ -154,6 +157,8 @@ def add_to_registry(record: EvalRecord, results_dir: Path) -> Path | None:
     store = RecordStore(results_dir)
     current = store.read(record.run_id)
     if current is None or current.status != "completed":
+        return None
+    if record.eval_dataset != current.eval_dataset:  # another dataset's figures: not its own
         return None
     figures = {name: getattr(record.metrics, name) for name in LATER_FIGURES}
     if current.metrics.rankme is not None:  # the run measured them itself: those stay
@@ -178,6 +183,7 @@ def _record(rid: str, cfg: RunConfig, ckpt: Path | None, state, h: str, ev: Figu
     return EvalRecord(
         run_id=rid, method=cfg.method.name, backbone=cfg.backbone.name,
         dataset=cfg.data.name, seed=cfg.seed,
+        eval_dataset=cfg.eval.dataset if cfg.eval.dataset != cfg.data.name else None,
         checkpoint=str(ckpt) if ckpt is not None else None,
         checkpoint_epoch=int(state.get("epoch", 0)) if state is not None else 0,
         pretrain_epochs=cfg.pretrain.epochs,

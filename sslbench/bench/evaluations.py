@@ -19,6 +19,7 @@ from sslbench.engine.evaluate import EvalData, EvalPlan, EvalResult, FrozenEncod
 from sslbench.engine.fewshot import SUBSET_SEED, balanced_subset
 from sslbench.engine.finetune import FinetunePlan, finetune
 from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.errors import UsageError
 
 
 @dataclass
@@ -38,6 +39,24 @@ class Figures:
         return dict(linear_acc1=r.linear_acc1, linear_acc5=r.linear_acc5, knn_acc1=r.knn_acc1,
                     finetune_acc1=self.finetune_acc1, finetune_acc5=self.finetune_acc5,
                     few_label=self.few_label, rankme=r.rankme, feature_std=r.feature_std)
+
+
+MAX_UPSCALE = 4  # a transfer dataset's images are resized at most 4x up to the backbone's size
+
+
+def check_transfer(cell: Cell, target: DatasetSplits, image_size: int) -> None:
+    """A transfer dataset the backbone can be fed: 1 or 3 channels (grayscale is repeated to
+    RGB, as for pretraining), images at least a quarter of the backbone's input size."""
+    name = cell.eval_dataset.name if cell.eval_dataset else cell.dataset.name
+    channels = int(target.train.images.shape[1])
+    if channels not in (1, 3):
+        raise UsageError(f"cannot evaluate on {name!r}: its images have {channels} channels, "
+                         "and the backbone takes 1 (grayscale) or 3 (RGB)")
+    if image_size > MAX_UPSCALE * target.image_size:
+        raise UsageError(f"cannot evaluate on {name!r}: its {target.image_size} px images "
+                         f"would be enlarged {image_size / target.image_size:.0f}x to the "
+                         f"backbone's {image_size} px input (at most {MAX_UPSCALE}x); pretrain "
+                         "at a smaller data.image_size")
 
 
 def eval_data(cell: Cell, data: DatasetSplits, train: Split) -> EvalData:
@@ -77,6 +96,11 @@ def protocols(cfg: RunConfig, figures: Figures, n_train: int) -> dict[str, str]:
     e, r = cfg.eval, figures.result
     final = "final epoch reported on the test split, no selection on it"
     out = {}
+    if e.dataset is not None and e.dataset != cfg.data.name:
+        out["transfer"] = (f"pretrained on {cfg.data.name}, every figure evaluated on "
+                           f"{e.dataset} (its train split fits, its test split reports), "
+                           f"images resized to the backbone's input and normalised as in "
+                           "pretraining")
     if r.knn_acc1 is not None:
         out["knn"] = (f"weighted kNN (k={e.knn_k}, T={e.knn_temperature:g}) of the frozen "
                       f"backbone, memory bank the {n_train} train images, queries the test split")

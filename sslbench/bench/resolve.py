@@ -79,14 +79,16 @@ def cell_from_config(catalog: Catalog, cfg: RunConfig) -> Cell:
         _check_finetune(traits, method.name)
         finetuning = optimization(catalog, cfg.eval.finetune)
         sections.append(cfg.eval.finetune)
-    used = [method, backbone, dataset, *(
+    eval_dataset = (catalog.entry("datasets", cfg.eval.dataset)
+                    if cfg.eval.dataset not in (None, dataset.name) else None)
+    used = [method, backbone, dataset, *([eval_dataset] if eval_dataset else []), *(
         entry for section in sections for entry in (
             catalog.entry("optimizers", section.optimizer.name),
             catalog.entry("schedulers", section.schedule.name)))]
     plugins = {e.distribution: e.version or "" for e in used if e.distribution}
     return Cell(cfg, method, backbone, dataset, traits, method_options, dataset_options,
                 pretraining, linear, dict(sorted(plugins.items())), cfg.hash(plugins=plugins),
-                finetuning)
+                finetuning, eval_dataset)
 
 
 def wants_finetune(cfg: RunConfig) -> bool:

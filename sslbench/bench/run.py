@@ -23,7 +23,7 @@ import torch
 
 from sslbench.bench import plots, provenance
 from sslbench.bench.cell import Cell
-from sslbench.bench.evaluations import eval_data, evaluate_all
+from sslbench.bench.evaluations import check_transfer, eval_data, evaluate_all
 from sslbench.bench.loggers import open_loggers
 from sslbench.core.components import DatasetSplits, Split
 from sslbench.core.config import RunConfig
@@ -93,6 +93,7 @@ def run_cell(cell: Cell, opts: RunOptions,
                 epochs=cell.config.pretrain.epochs, config=cell.config.model_dump(mode="json"),
                 config_hash=cell.config_hash, attempt=attempt,
                 provenance=provenance.collect(dev.device_name(device), cell.plugins),
+                eval_dataset=cell.eval_dataset.name if cell.eval_dataset else None,
                 artifacts={"run_dir": str(run_dir)})
     # every metrics row goes to metrics.csv and the --log trackers; they get the final record
     sink = open_loggers(list(loggers) if loggers is not None else csv_only(), run_dir,
@@ -198,8 +199,11 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                            run_dir: Path, metrics):
     cfg = cell.config
     image_size = cfg.data.image_size or data.image_size
-    # the labelled subsets first: a few-label subset the data cannot give fails before training
-    labelled = eval_data(cell, data, fixed_subset(data.train, cfg.eval.train_subset))
+    # the labelled data first: a few-label subset the data cannot give, or a transfer dataset
+    # the backbone cannot take, fails before training
+    target = cell.load_eval_data(opts.data_dir, opts.download) or data
+    check_transfer(cell, target, image_size)
+    labelled = eval_data(cell, target, fixed_subset(target.train, cfg.eval.train_subset))
     seed_everything(cfg.seed)
     method = cell.build_method(image_size, data.num_classes).to(device)
     if cfg.runtime.channels_last:

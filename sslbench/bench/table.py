@@ -63,7 +63,9 @@ def records_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
 
     rows = [{
         "run_id": r.run_id, "created": r.created, "config_hash": r.config_hash,
-        "method": r.method, "backbone": r.backbone, "dataset": r.dataset, "seed": r.seed,
+        # a transfer record is a row of the dataset it was evaluated on
+        "method": r.method, "backbone": r.backbone, "dataset": r.eval_dataset or r.dataset,
+        "pretrain_dataset": r.dataset, "seed": r.seed,
         "epochs": r.epochs, "acc1": r.metrics.linear_acc1, "acc5": r.metrics.linear_acc5,
         "knn": r.metrics.knn_acc1, "hours": r.cost.pretrain_seconds / 3600 * r.cost.num_devices,
         "ips": r.cost.images_per_second, "device": r.cost.device, "recipe": recipe_summary(r),
@@ -89,6 +91,8 @@ def recipe_summary(record: RunRecord) -> str:
     if isinstance(n, int) and n:
         parts.append(f"{n // 1000}k imgs" if n % 1000 == 0 else f"{n} imgs")
     parts.append(f"bs {pre.get('batch_size', '?')}")
+    if record.eval_dataset:
+        parts.append(f"pretrained on {record.dataset}")
     return ", ".join(parts)
 
 

@@ -36,6 +36,9 @@ def eval_command(
     few_label_finetune: bool | None = typer.Option(
         None, "--few-label-finetune/--no-few-label-finetune",
         help="Also fine-tune on each few-label subset (needs fine-tune epochs)."),
+    eval_dataset: str | None = typer.Option(
+        None, help="Transfer: evaluate on this dataset (eval.dataset); its figures stay in the "
+                   "eval record, the run's record is not changed."),
     results_dir: Path = typer.Option(Path("results"), help="Results registry folder: the run's "
                                      "record there gains the fine-tune, few-label and "
                                      "diagnostics figures."),
@@ -62,7 +65,8 @@ def eval_command(
                  "eval.linear.optimizer.weight_decay": weight_decay,
                  "eval.finetune.epochs": finetune_epochs,
                  "eval.few_label.percents": _percents(few_label),
-                 "eval.few_label.finetune": few_label_finetune}
+                 "eval.few_label.finetune": few_label_finetune,
+                 "eval.dataset": eval_dataset}
     opts = RunOptions(device=device, data_dir=data_dir, download=download, quiet=quiet)
     record, out = evaluate_run(path, plugins, opts, set_, overrides)
     typer.echo(summary(record, out))

@@ -138,6 +138,8 @@ class EvalConfig(StrictModel):
     finetune: FinetuneConfig = FinetuneConfig()
     few_label: FewLabelConfig = FewLabelConfig()
     online: OnlineConfig = OnlineConfig()
+    # transfer: evaluate on this dataset (its train/test splits) instead of the pretraining one
+    dataset: str | None = None
 
 
 class DataConfig(StrictModel):
@@ -192,6 +194,7 @@ _LATER_FIELDS = {
     ("eval", "finetune"): FinetuneConfig().model_dump(mode="json"),
     ("eval", "few_label"): FewLabelConfig().model_dump(mode="json"),
     ("eval", "online"): OnlineConfig().model_dump(mode="json"),
+    ("eval", "dataset"): None,
 }
 
 

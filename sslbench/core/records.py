@@ -130,6 +130,7 @@ class RunRecord(_Model):
     method_display: str | None = None
     backbone_display: str | None = None
     dataset_display: str | None = None
+    eval_dataset: str | None = None  # transfer: the dataset every figure was evaluated on
     seed: int
     epochs: int
     config: dict[str, Any]

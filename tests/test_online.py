@@ -89,3 +89,19 @@ def test_online_monitoring_changes_nothing_of_pretraining(tiny, tmp_path):
         phases = [(r["phase"], r["epoch"]) for r in csv.DictReader(f) if "online" in r["phase"]]
     assert phases == [("online_knn", "0"), ("online_linear", "1"), ("online_knn", "1"),
                       ("online_linear", "2"), ("online_knn", "2")]
+
+
+def test_plot_online_draws_the_curves_of_several_runs(tmp_path):
+    for name, accs in (("simclr-r-d-s0-aa", [20, 40, 60]), ("byol-r-d-s0-bb", [20, 25, 30])):
+        run = tmp_path / "runs" / name
+        log = MetricsLog(run / "metrics.csv")
+        for epoch, acc in zip([0, 5, 10], accs, strict=True):
+            log.write(phase="online_knn", epoch=epoch, step=epoch * 10, test_acc1=acc)
+    result = runner.invoke(app, ["plot", "--online", str(tmp_path / "online.png"), "--runs",
+                                 "simclr-r-d-s0-aa,byol-r-d-s0-bb"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "online.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = tmp_path / "runs" / "x-r-d-s0-cc"
+    MetricsLog(empty / "metrics.csv").write(phase="pretrain", epoch=1, step=1, loss=1.0)
+    bad = runner.invoke(app, ["plot", "--online", "o.png", "--runs", "x-r-d-s0-cc"])
+    assert bad.exit_code == 2 and "has no online kNN rows" in bad.output

@@ -67,7 +67,7 @@ class Metrics(_Model):
     finetune_acc5: float | None = None
     few_label: list[FewLabel] = []
     rankme: float | None = Field(None, ge=1.0)  # effective rank of the train features
-    feature_std: float | None = Field(None, ge=0.0, le=1.0)  # of L2-normalised features
+    feature_std: float | None = Field(None, ge=0.0)  # of L2-normalised features
     online_knn_acc1: float | None = None  # last online kNN on the held-out pretraining slice
     online_linear_acc1: float | None = None  # the online probe on that slice, last epoch
 

@@ -34,7 +34,8 @@ def rankme(z: torch.Tensor, eps: float = EPS) -> float:
     if total <= 0:
         return 1.0  # the zero matrix: nothing spans any direction
     p = sigma / total + eps
-    return float(torch.exp(-(p * p.log()).sum()))
+    # the epsilon can take a one-column matrix a hair below 1, its least possible rank
+    return max(1.0, float(torch.exp(-(p * p.log()).sum())))
 
 
 def feature_std(z: torch.Tensor) -> float:

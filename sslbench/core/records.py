@@ -75,10 +75,6 @@ class Metrics(_Model):
                                   "finetune_acc5", "online_knn_acc1",
                                   "online_linear_acc1")(_percentage)
 
-    def few(self, percent: float) -> FewLabel | None:
-        """The figures of the ``percent`` subset, if measured."""
-        return next((f for f in self.few_label if f.percent == percent), None)
-
 
 class Cost(_Model):
     pretrain_seconds: float = 0.0

@@ -141,7 +141,7 @@ RECORD_CASES = [
     table_case("record-negative-cost", "cost.pretrain_seconds: must not be negative",
                "bad.json", record(cost={"pretrain_seconds": -5.0})),
     table_case("record-future-schema", "written by a newer sslbench (schema version 99; this "
-               "one reads up to 2): upgrade sslbench to read it", "bad.json",
+               "one reads up to 3): upgrade sslbench to read it", "bad.json",
                record(schema_version=99, new_field={"from": "the future"})),
     table_case("record-unknown-schema", "unknown schema version 'one'", "bad.json",
                record(schema_version="one")),

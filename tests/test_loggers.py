@@ -289,7 +289,8 @@ def test_loggers_get_config_every_row_and_the_failed_record(tmp_path, events):
     assert events[-2][:2] == ("finish", "failed") and "non-finite loss" in events[-2][2]
     assert events[-1] == ("close",)
     logged = [c for c in events if c[0] == "log"]  # the rows before the loss blew up
-    assert all(c[1] == "pretrain" and set(c[3]) >= {"epoch", "loss", "lr"} for c in logged)
+    assert logged[0][1] == "online_knn"  # the untrained backbone's online kNN, at epoch 0
+    assert all(c[1] == "pretrain" and set(c[3]) >= {"epoch", "loss", "lr"} for c in logged[1:])
 
 
 def test_fanout_drops_a_guest_whose_factory_raises_but_not_the_csv_log(tmp_path):

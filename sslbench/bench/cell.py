@@ -38,6 +38,8 @@ class Cell:
     linear: Optimization
     plugins: dict[str, str]  # third-party distributions of the components used -> version
     config_hash: str  # the recipe's identity (seeds excluded, plugin versions included)
+    finetuning: Optimization | None = None  # eval.finetune's, where a fine-tune is asked for
+    eval_dataset: Entry | None = None  # transfer: the dataset evaluated on (eval.dataset)
 
     @property
     def run_id(self) -> str:
@@ -82,20 +84,34 @@ class Cell:
 
     def load_data(self, data_dir: Path, download: bool) -> DatasetSplits:
         """The dataset's splits; any failure of its factory is one line naming the dataset."""
-        name, factory = self.dataset.name, self.dataset.component
-        args = (Path(data_dir).expanduser(), download)
-        if self.dataset_options is not None:
-            args += (self.dataset_options,)
-        try:
-            data = factory(*args)
-        except SSLBenchError:
-            raise
-        except (OSError, ValueError, RuntimeError) as exc:
-            raise DataError(f"dataset {name!r} could not be loaded: {exc}") from None
-        except Exception as exc:  # a dataset plugin's own bug: still one line, naming it
-            raise DataError(f"dataset {name!r} could not be loaded: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(data, DatasetSplits):
-            raise DataError(f"dataset {name!r} returned {type(data).__name__}, not "
-                            "DatasetSplits")
-        return data
+        return _load(self.dataset, self.dataset_options, data_dir, download)
+
+    def load_eval_data(self, data_dir: Path, download: bool) -> DatasetSplits | None:
+        """Transfer: the splits of ``eval.dataset`` (its default options); None without one."""
+        if self.eval_dataset is None:
+            return None
+        model = self.eval_dataset.metadata.get("options")
+        return _load(self.eval_dataset, model() if model is not None else None, data_dir,
+                     download)
+
+
+def _load(dataset: Entry, options: BaseModel | None, data_dir: Path,
+          download: bool) -> DatasetSplits:
+    """A dataset's splits; any failure of its factory is one line naming the dataset."""
+    name, factory = dataset.name, dataset.component
+    args = (Path(data_dir).expanduser(), download)
+    if options is not None:
+        args += (options,)
+    try:
+        data = factory(*args)
+    except SSLBenchError:
+        raise
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise DataError(f"dataset {name!r} could not be loaded: {exc}") from None
+    except Exception as exc:  # a dataset plugin's own bug: still one line, naming it
+        raise DataError(f"dataset {name!r} could not be loaded: "
+                        f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(data, DatasetSplits):
+        raise DataError(f"dataset {name!r} returned {type(data).__name__}, not "
+                        "DatasetSplits")
+    return data

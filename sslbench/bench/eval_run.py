@@ -8,8 +8,12 @@ run's ``eval`` section, changed only by the caller's ``eval.*`` overrides.
 The result is an *eval record* written atomically beside the checkpoint as
 ``eval-<hash>.json`` (with the linear probe's per-epoch figures in ``eval-<hash>.csv``), where
 ``<hash>`` identifies the evaluation settings: evaluating the same checkpoint with the same
-settings again replaces that record, other settings add another. The run's own record in the
-results registry is left untouched (it describes the run as it was run).
+settings again replaces that record, other settings add another.
+
+The run's own record in the results registry (when there is one) gains the figures that only an
+evaluation measures (fine-tune, few-label, RankMe and feature std: ``LATER_FIGURES``), with their
+protocols, through :meth:`~sslbench.core.store.RecordStore.add_evaluations`: atomically, and
+never changing its linear, kNN or pretraining figures (they describe the run as it was run).
 """
 
 from __future__ import annotations
@@ -24,15 +28,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sslbench.bench.cell import Cell
+from sslbench.bench.evaluations import Figures, check_transfer, eval_data, evaluate_all
 from sslbench.bench.resolve import cell_from_config, parse_sets, validate
 from sslbench.bench.run import CHECKPOINT, RunOptions, fixed_subset, seed_everything
 from sslbench.core import safe_io
 from sslbench.core.config import RunConfig, deep_merge, dotted_to_nested
 from sslbench.core.plugins import Plugins
-from sslbench.core.records import PROTOCOL, Metrics, atomic_write_text
+from sslbench.core.records import LATER_FIGURES, PROTOCOL, Metrics, atomic_write_text
+from sslbench.core.store import RecordStore
 from sslbench.engine import device as dev
 from sslbench.engine.checkpoint import load_checkpoint
-from sslbench.engine.evaluate import EvalData, EvalPlan, EvalResult, FrozenEncoder, evaluate
+from sslbench.engine.evaluate import FrozenEncoder
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.errors import SSLBenchError, UsageError
 
@@ -43,12 +49,13 @@ class EvalRecord(BaseModel):
     """One evaluation of one checkpoint: ``<checkpoint folder>/eval-<eval_hash>.json``."""
 
     model_config = ConfigDict(extra="forbid")
-    schema_version: int = 1
+    schema_version: int = 2  # 2: fine-tune, few-label and diagnostics figures; protocols
     run_id: str
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     method: str
     backbone: str
     dataset: str
+    eval_dataset: str | None = None  # transfer: the dataset evaluated on
     seed: int
     checkpoint: str | None  # None: the untrained ``random`` floor, rebuilt from its seed
     checkpoint_epoch: int  # pretraining epochs done when the checkpoint was written
@@ -60,6 +67,7 @@ class EvalRecord(BaseModel):
     eval_seconds: float
     device: str
     protocol: str = PROTOCOL
+    protocols: dict[str, str] = {}
 
 
 def eval_hash(cfg: RunConfig) -> str:
@@ -131,14 +139,35 @@ def evaluate_run(path: Path, plugins: Plugins, opts: RunOptions, sets: list[str]
     csv.unlink(missing_ok=True)  # this evaluation's own log, started afresh
     encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device,
                             dev.autocast_dtype(device, cell.precision))
-    eval_data = EvalData(fixed_subset(data.train, cfg.eval.train_subset), data.test,
-                         data.num_classes, cfg.data.hflip)
-    ev = evaluate(encoder, eval_data, EvalPlan(cfg.eval, cell.linear, cfg.seed, MetricsLog(csv),
-                                               Reporter(quiet=opts.quiet)))
+    target = cell.load_eval_data(opts.data_dir, opts.download) or data
+    check_transfer(cell, target, image_size)
+    ev = evaluate_all(cell, encoder, eval_data(cell, target, fixed_subset(
+        target.train, cfg.eval.train_subset)), MetricsLog(csv), Reporter(quiet=opts.quiet))
     record = _record(rid, cfg, ckpt if state is not None else None, state, h, ev, device)
     out = folder / f"eval-{h}.json"
     atomic_write_text(out, record.model_dump_json(indent=2) + "\n")
     return record, out
+
+
+def add_to_registry(record: EvalRecord, results_dir: Path) -> Path | None:
+    """Add the eval record's later figures to the run's registry record, if it has one there:
+    fine-tune and few-label figures, and the diagnostics where the record has none yet (one
+    written before they existed). Return its path; None where nothing was added (no completed
+    record of the run in ``results_dir``, or no new figure)."""
+    store = RecordStore(results_dir)
+    current = store.read(record.run_id)
+    if current is None or current.status != "completed":
+        return None
+    if record.eval_dataset != current.eval_dataset:  # another dataset's figures: not its own
+        return None
+    figures = {name: getattr(record.metrics, name) for name in LATER_FIGURES}
+    if current.metrics.rankme is not None:  # the run measured them itself: those stay
+        figures.update(rankme=None, feature_std=None)
+    kinds = {"finetune": "finetune_acc1", "few_label": "few_label", "rankme": "rankme"}
+    protocols = {k: v for k, v in record.protocols.items() if figures.get(kinds.get(k))}
+    if not protocols:
+        return None  # nothing new: the record is left as it is, byte for byte
+    return store.add_evaluations(record.run_id, figures, protocols)
 
 
 def load_weights(method, weights: dict, path: Path) -> None:
@@ -149,16 +178,16 @@ def load_weights(method, weights: dict, path: Path) -> None:
         raise SSLBenchError(f"checkpoint {path} does not fit the run's method: {first}") from None
 
 
-def _record(rid: str, cfg: RunConfig, ckpt: Path | None, state, h: str, ev: EvalResult,
+def _record(rid: str, cfg: RunConfig, ckpt: Path | None, state, h: str, ev: Figures,
             device) -> EvalRecord:
     return EvalRecord(
         run_id=rid, method=cfg.method.name, backbone=cfg.backbone.name,
         dataset=cfg.data.name, seed=cfg.seed,
+        eval_dataset=cfg.eval.dataset if cfg.eval.dataset != cfg.data.name else None,
         checkpoint=str(ckpt) if ckpt is not None else None,
         checkpoint_epoch=int(state.get("epoch", 0)) if state is not None else 0,
         pretrain_epochs=cfg.pretrain.epochs,
         variant="cached" if cfg.eval.linear.cached else "augmented",
         eval=cfg.eval.model_dump(mode="json"), eval_hash=h,
-        metrics=Metrics(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
-                        knn_acc1=ev.knn_acc1),
+        metrics=Metrics(**ev.metrics()), protocols=ev.protocols,
         eval_seconds=ev.seconds, device=str(device))

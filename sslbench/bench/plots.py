@@ -106,9 +106,13 @@ def run_figures(frame: pd.DataFrame) -> dict[str, tuple[Panels, str, str]]:
     pre = frame[frame.phase == "pretrain"].dropna(subset=["loss"])
     lin = frame[frame.phase == "linear"].dropna(subset=["loss"])
     figures: dict[str, tuple[Panels, str, str]] = {}
+    knn = frame[frame.phase == "online_knn"].dropna(subset=["test_acc1"])
+    probe = frame[frame.phase == "online_linear"].dropna(subset=["test_acc1"])
     if len(pre):
-        figures["pretrain"] = ([(pre, "loss", "loss"), (pre, "lr", "learning rate")], "step",
-                               "Pretraining")
+        online = [(rows, "test_acc1", label) for rows, label in (
+            (knn, "online kNN Acc@1 (%)"), (probe, "online probe Acc@1 (%)")) if len(rows)]
+        figures["pretrain"] = ([(pre, "loss", "loss"), (pre, "lr", "learning rate"), *online],
+                               "step", "Pretraining (online figures: held-out train slice)")
     if len(lin):
         figures["linear_train"] = ([(lin, "loss", "train loss"), (lin, "lr", "learning rate")],
                                    "epoch", "Linear probe: training")
@@ -130,6 +134,37 @@ def plot_run(run_dir: Path) -> dict[str, str]:
         _figure(panels, x, title, path)
         written[f"plot_{name}"] = str(path)
     return written
+
+
+def plot_online(runs: list[tuple[str, Path]], path: Path) -> Path:
+    """Online kNN Acc@1 over pretraining epochs of several runs (``(label, run folder)``), on
+    their held-out pretraining slice; epoch 0 is each run's untrained backbone, and the dashed
+    line their mean there: the random floor of that slice."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    floors = []
+    for label, run_dir in runs:
+        frame = read_metrics(Path(run_dir) / "metrics.csv")
+        knn = frame[frame.phase == "online_knn"].dropna(subset=["test_acc1"])
+        if knn.empty:
+            raise ValueError(f"{run_dir} has no online kNN rows (was eval.online.knn_every 0?)")
+        ax.plot(knn.epoch, knn.test_acc1, marker="o", ms=3, lw=1.5, label=label)
+        floors += list(knn[knn.epoch == 0].test_acc1)
+    if floors:
+        ax.axhline(sum(floors) / len(floors), color="grey", ls="--", lw=1,
+                   label="untrained backbone (epoch 0)")
+    ax.set_xlabel("pretraining epoch")
+    ax.set_ylabel("online kNN Acc@1 (%), held-out train slice")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    _save(fig, path)
+    return path
 
 
 def plot_compute(frame: pd.DataFrame, path: Path) -> Path:

@@ -86,12 +86,37 @@ def cell_from_config(catalog: Catalog, cfg: RunConfig) -> Cell:
     _check_backbone(backbone.component, backbone.name, cfg, traits, method.name)
     pretraining = optimization(catalog, cfg.pretrain)
     linear = optimization(catalog, cfg.eval.linear)
-    used = [method, backbone, dataset, *(catalog.entry(kind, section.name) for kind, section in (
-        ("optimizers", cfg.pretrain.optimizer), ("schedulers", cfg.pretrain.schedule),
-        ("optimizers", cfg.eval.linear.optimizer), ("schedulers", cfg.eval.linear.schedule)))]
+    sections = [cfg.pretrain, cfg.eval.linear]
+    finetuning = None
+    if cfg.eval.few_label.finetune and not wants_finetune(cfg):
+        raise UsageError("eval.few_label.finetune uses eval.finetune's recipe: set "
+                         "eval.finetune.epochs > 0 too")
+    if wants_finetune(cfg):
+        _check_finetune(traits, method.name)
+        finetuning = optimization(catalog, cfg.eval.finetune)
+        sections.append(cfg.eval.finetune)
+    eval_dataset = (catalog.entry("datasets", cfg.eval.dataset)
+                    if cfg.eval.dataset not in (None, dataset.name) else None)
+    used = [method, backbone, dataset, *([eval_dataset] if eval_dataset else []), *(
+        entry for section in sections for entry in (
+            catalog.entry("optimizers", section.optimizer.name),
+            catalog.entry("schedulers", section.schedule.name)))]
     plugins = {e.distribution: e.version or "" for e in used if e.distribution}
     return Cell(cfg, method, backbone, dataset, traits, method_options, dataset_options,
-                pretraining, linear, dict(sorted(plugins.items())), cfg.hash(plugins=plugins))
+                pretraining, linear, dict(sorted(plugins.items())), cfg.hash(plugins=plugins),
+                finetuning, eval_dataset)
+
+
+def wants_finetune(cfg: RunConfig) -> bool:
+    """Whether the cell fine-tunes (on the train split, or on its few-label subsets)."""
+    return cfg.eval.finetune.epochs > 0
+
+
+def _check_finetune(traits, name: str) -> None:
+    if not traits.pretrains:
+        raise UsageError(f"cannot fine-tune the {name!r} row: it is the untrained floor, and "
+                         "fine-tuning it is supervised training from scratch (that row is "
+                         "'supervised'); set eval.finetune.epochs=0")
 
 
 def _options(model, options: dict, prefix: str, what: str):

@@ -23,6 +23,7 @@ import torch
 
 from sslbench.bench import plots, provenance
 from sslbench.bench.cell import Cell
+from sslbench.bench.evaluations import check_transfer, eval_data, evaluate_all
 from sslbench.bench.loggers import open_loggers
 from sslbench.core.components import DatasetSplits, Split
 from sslbench.core.config import RunConfig
@@ -32,9 +33,10 @@ from sslbench.core.store import RecordStore
 from sslbench.engine import device as dev
 from sslbench.engine import distributed
 from sslbench.engine.checkpoint import load_checkpoint
-from sslbench.engine.evaluate import EvalData, EvalPlan, FrozenEncoder, evaluate
+from sslbench.engine.evaluate import FrozenEncoder
 from sslbench.engine.loggers import LoggerSpec, csv_only
 from sslbench.engine.monitor import Reporter
+from sslbench.engine.online import OnlineMonitor
 from sslbench.engine.pretrain import PretrainResult, pretrain
 from sslbench.errors import SSLBenchError, TrainingError, UsageError
 
@@ -91,13 +93,15 @@ def run_cell(cell: Cell, opts: RunOptions,
                 epochs=cell.config.pretrain.epochs, config=cell.config.model_dump(mode="json"),
                 config_hash=cell.config_hash, attempt=attempt,
                 provenance=provenance.collect(dev.device_name(device), cell.plugins),
+                eval_dataset=cell.eval_dataset.name if cell.eval_dataset else None,
                 artifacts={"run_dir": str(run_dir)})
     # every metrics row goes to metrics.csv and the --log trackers; they get the final record
     sink = open_loggers(list(loggers) if loggers is not None else csv_only(), run_dir,
                         cell.run_id, active=distributed.is_main())
     sink.start(base["config"])
     try:
-        metrics, cost = _pretrain_and_evaluate(cell, opts, data, device, run_dir, sink)
+        metrics, cost, protocols = _pretrain_and_evaluate(cell, opts, data, device, run_dir,
+                                                          sink)
     except Exception as exc:
         error = _explain(exc, cell.config)
         sink.finish(RunRecord(status="failed", reason=str(error), **base))
@@ -105,7 +109,8 @@ def run_cell(cell: Cell, opts: RunOptions,
     except BaseException:  # Ctrl-C: the trackers' runs end (as stopped), then it goes on up
         sink.close()
         raise
-    record = RunRecord(status="completed", metrics=metrics, cost=cost, **base)
+    record = RunRecord(status="completed", metrics=metrics, cost=cost, protocols=protocols,
+                       **base)
     if not distributed.is_main():
         return record
     if (run_dir / CHECKPOINT).exists():
@@ -194,6 +199,11 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                            run_dir: Path, metrics):
     cfg = cell.config
     image_size = cfg.data.image_size or data.image_size
+    # the labelled data first: a few-label subset the data cannot give, or a transfer dataset
+    # the backbone cannot take, fails before training
+    target = cell.load_eval_data(opts.data_dir, opts.download) or data
+    check_transfer(cell, target, image_size)
+    labelled = eval_data(cell, target, fixed_subset(target.train, cfg.eval.train_subset))
     seed_everything(cfg.seed)
     method = cell.build_method(image_size, data.num_classes).to(device)
     if cfg.runtime.channels_last:
@@ -208,20 +218,22 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     dev.reset_peak_memory(device)
     result = PretrainResult()
+    encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
+    monitor = None
     if cell.pretrains:
+        split = fixed_subset(data.pretrain_split, cfg.data.train_subset)
+        monitor = online_monitor(cell, encoder, split, data.num_classes)
         ctx = cell.context(device, dtype, image_size, data.mean, data.std, reporter=reporter,
                            metrics=metrics, checkpoint_path=run_dir / CHECKPOINT if main else None,
-                           checkpoint_every=opts.checkpoint_every)
+                           checkpoint_every=opts.checkpoint_every, online=monitor)
         resume = _resume_state(run_dir, cfg, opts.resume) if opts.resume else None
-        result = pretrain(method, fixed_subset(data.pretrain_split, cfg.data.train_subset), ctx,
-                          resume)
-    encoder = FrozenEncoder(method.backbone, image_size, data.mean, data.std, device, dtype)
-    eval_data = EvalData(fixed_subset(data.train, cfg.eval.train_subset), data.test,
-                         data.num_classes, cfg.data.hflip)
-    ev = evaluate(encoder, eval_data, EvalPlan(cfg.eval, cell.linear, cfg.seed, metrics,
-                                               reporter))
-    figures = dict(linear_acc1=ev.linear_acc1, linear_acc5=ev.linear_acc5,
-                   knn_acc1=ev.knn_acc1, final_loss=result.final_loss)
+        result = pretrain(method, split, ctx, resume)
+    ev = evaluate_all(cell, encoder, labelled, metrics, reporter)
+    figures = {**ev.metrics(), "final_loss": result.final_loss}
+    if monitor is not None:
+        figures.update(online_knn_acc1=monitor.last.knn_acc1,
+                       online_linear_acc1=monitor.last.linear_acc1)
+        ev.protocols["online"] = online_protocol(cfg, monitor)
     check_metrics(figures)  # before the record model, which refuses such values outright
     metrics_out = Metrics(**figures)
     cost = Cost(pretrain_seconds=result.seconds, eval_seconds=ev.seconds,
@@ -229,13 +241,42 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
                 peak_memory_mb=dev.peak_memory_mb(device), device=str(device),
                 num_devices=distributed.world_size(), backend=distributed.backend(),
                 precision=dev.precision_name(dtype))
-    return metrics_out, cost
+    return metrics_out, cost, ev.protocols
 
 
-def check_metrics(figures: dict[str, float | None]) -> None:
+def online_monitor(cell: Cell, encoder: FrozenEncoder, split: Split,
+                   num_classes: int) -> OnlineMonitor | None:
+    """The online probe and kNN of this pretraining run, or None: switched off, or a
+    pretraining split without labels (STL-10's unlabeled images). Under ``torch.compile`` the
+    probe is off (it listens to the backbone's forward pass), the kNN stays."""
+    cfg = cell.config.eval.online
+    if not (cfg.linear or cfg.knn_every) or bool((split.labels < 0).any()) or len(split) < 4:
+        return None
+    return OnlineMonitor.build(cfg, encoder, split, num_classes,
+                               probe=not cell.config.runtime.compile)
+
+
+def online_protocol(cfg: RunConfig, monitor: OnlineMonitor) -> str:
+    o = cfg.eval.online
+    return (f"online, during pretraining: a held-out slice of the pretraining split (never the "
+            f"test split), {len(monitor.bank)} labelled bank images and {len(monitor.queries)} "
+            f"query images the probe never trains on; kNN (k={o.knn_k}) every {o.knn_every} "
+            "epochs and a linear probe on detached features (own SGD, lr "
+            f"{o.lr:g}); the figures are those of the last epoch")
+
+
+def check_metrics(figures: dict) -> None:
     """A run is completed only if every figure it reports is finite and in range."""
+    for few in figures.get("few_label") or []:
+        check_metrics({f"{name}_{few.percent:g}pct": value for name, value in dict(few).items()
+                       if name.endswith(("acc1", "acc5"))})
     for name, value in figures.items():
-        if value is None:
+        if value is None or name == "few_label":
+            continue
+        if name in ("rankme", "feature_std"):
+            if not math.isfinite(value) or value < 0:
+                raise TrainingError(f"evaluation reported {name} = {value}; the run is not "
+                                    "recorded as completed")
             continue
         percent = name != "final_loss"
         if not math.isfinite(value) or percent and not 0.0 <= value <= 100.0:

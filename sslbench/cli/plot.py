@@ -22,6 +22,10 @@ def plot(
     dataset: str | None = typer.Option(None, help="--matrix: only this dataset."),
     backbone: str | None = typer.Option(None, help="--matrix: only this backbone."),
     method: str | None = typer.Option(None, help="--matrix: only this method."),
+    online: Path | None = typer.Option(None, "--online", help="Write the online kNN of the "
+                                       "--runs over pretraining epochs to this PNG."),
+    runs: str | None = typer.Option(None, help="--online: run ids or run folders, "
+                                    "comma-separated."),
 ) -> None:
     """PNG curves of one run (from its metrics.csv), or a matrix's accuracy against cost."""
     from sslbench.bench import plots
@@ -38,6 +42,16 @@ def plot(
             raise UsageError(f"no completed records to plot in {results_dir}")
         typer.echo(f"wrote {plots.plot_compute(frame, matrix)}")
         return
+    if online is not None:
+        refs = [r.strip() for r in (runs or "").split(",") if r.strip()]
+        if not refs:
+            raise UsageError("--online needs --runs RUN[,RUN...]")
+        dirs = [(_label(ref), _run_dir(ref, results_dir, output_dir)) for ref in refs]
+        try:
+            typer.echo(f"wrote {plots.plot_online(dirs, online)}")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return
     if run is None:
         raise UsageError("give a run id or run folder, or --matrix OUT.png")
     written = plots.plot_run(_run_dir(run, results_dir, output_dir))
@@ -45,6 +59,13 @@ def plot(
         raise UsageError(f"nothing to plot for {run!r}: its run folder has no metrics.csv")
     for path in written.values():
         typer.echo(f"wrote {path}")
+
+
+def _label(ref: str) -> str:
+    """``simclr-resnet18-fashion-mnist-s0-397d84b8`` -> ``simclr s0``."""
+    parts = Path(ref).name.split("-")
+    seed = next((p for p in parts if p[:1] == "s" and p[1:].isdigit()), "")
+    return f"{parts[0]} {seed}".strip()
 
 
 def _run_dir(ref: str, results_dir: Path, output_dir: Path) -> Path:

@@ -61,6 +61,8 @@ def run(
              "uninterrupted run); `--resume auto` starts afresh when there is none."),
     checkpoint_every: int | None = typer.Option(
         None, min=1, help="Also checkpoint every N steps, mid-epoch (default: every epoch)."),
+    eval_dataset: str | None = typer.Option(
+        None, help="Transfer: evaluate on this dataset instead of DATASET (eval.dataset)."),
     dry_run: bool = typer.Option(False, help="Print the resolved config and exit."),
     quiet: opt.Quiet = False,
     log: opt.Log = None,
@@ -78,7 +80,8 @@ def run(
     specs = logger_specs(plugins.catalog, loggers)  # a typo, a missing tracker package: exit 2
     cell = resolve_cell(plugins.catalog, method, backbone, dataset, config_file=config,
                         sets=set_,
-                        overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed})
+                        overrides={**opt.flag_overrides(epochs, batch_size, lr), "seed": seed,
+                                   "eval.dataset": eval_dataset})
     if dry_run:
         typer.echo(yaml.safe_dump(cell.config.model_dump(mode="json"), sort_keys=False),
                    nl=False)

@@ -37,6 +37,10 @@ def table(
     sort: Sort = typer.Option(Sort.acc1, help="Order within a dataset and backbone: best "
                               "first (accuracies, img/s high; hours low) or by method name."),
     reverse: bool = typer.Option(False, help="Reverse the --sort order."),
+    metrics: str = typer.Option(
+        ",".join(tables.DEFAULT_METRICS), help="Figure columns, comma-separated: linear "
+        "(Acc@1, Acc@5), knn, finetune (Acc@1, Acc@5), 1pct / 10pct (linear on 1% / 10% "
+        "labels), ft1pct / ft10pct (fine-tune on them), rankme, std (feature std)."),
 ) -> None:
     """Print the table (mean ± std over seeds) or rewrite it between the README markers."""
     from sslbench.core.records import atomic_write_text, load_records
@@ -49,7 +53,11 @@ def table(
         typer.echo(f"warning: {line}", err=True)
     frame = tables.filter_frame(tables.records_frame(records), dataset=dataset,
                                 backbone=backbone, method=method)
-    summary = tables.summarise(frame, display_names(records), sort=sort.value, reverse=reverse)
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    for name in names:
+        tables.metric_columns(name)  # an unknown name is a usage error before any reading
+    summary = tables.summarise(frame, display_names(records), sort=sort.value, reverse=reverse,
+                               metrics=names)
     text = tables.render(summary, fmt.value)
     if check:
         _check(readme or Path("README.md"), text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -94,11 +94,52 @@ class LinearConfig(StrictModel):
     cached: bool = True  # train on features computed once (fast); False: augment every epoch
 
 
+class FinetuneConfig(StrictModel):
+    """Fine-tuning: the whole backbone and a linear classifier trained on labels, with a random
+    resized crop + flip of every image (SimCLR, Chen et al. 2020, §B.5: Nesterov momentum, no
+    weight decay). ``epochs`` 0: not run. A dataset's recipe may set its own."""
+
+    epochs: int = Field(0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig(name="sgd", lr=0.01, nesterov=True,
+                                                 weight_decay=0.0)
+    schedule: ScheduleConfig = ScheduleConfig()
+
+
+Percent = Annotated[float, Field(gt=0.0, le=100.0)]
+
+
+class FewLabelConfig(StrictModel):
+    """Few-label evaluation on fixed class-balanced subsets of the train split (e.g. [1, 10]):
+    a linear probe on each (``eval.linear``'s recipe), and a fine-tune if ``finetune``."""
+
+    percents: list[Percent] = []
+    finetune: bool = False  # also fine-tune on each subset (eval.finetune's recipe and epochs)
+
+
+class OnlineConfig(StrictModel):
+    """Online monitoring during pretraining (engine/online.py): a linear probe on detached
+    features, and kNN on a fixed held-out slice of the pretraining split (never the test
+    split) every ``knn_every`` epochs (0: no kNN, no probe score) and at the last epoch."""
+
+    linear: bool = True
+    knn_every: int = Field(5, ge=0)
+    bank: int = Field(2000, ge=1)  # labelled images of the kNN memory bank
+    queries: int = Field(1000, ge=1)  # held-out images scored (the probe never trains on them)
+    knn_k: int = Field(200, ge=1)
+    lr: float = Field(0.01, gt=0.0)  # the probe's SGD (momentum 0.9), constant
+
+
 class EvalConfig(StrictModel):
     linear: LinearConfig = LinearConfig()
     knn_k: int = Field(200, ge=1)
     knn_temperature: float = Field(0.1, gt=0.0)
     train_subset: int | None = Field(None, ge=1)  # labelled train images used (None: all)
+    finetune: FinetuneConfig = FinetuneConfig()
+    few_label: FewLabelConfig = FewLabelConfig()
+    online: OnlineConfig = OnlineConfig()
+    # transfer: evaluate on this dataset (its train/test splits) instead of the pretraining one
+    dataset: str | None = None
 
 
 class DataConfig(StrictModel):
@@ -148,7 +189,13 @@ class RunConfig(StrictModel):
 
 # Fields added after the first records were written: left out of the identity while they hold
 # their default, so that adding a field does not change the id of every existing cell.
-_LATER_FIELDS = {("data", "options"): {}}
+_LATER_FIELDS = {
+    ("data", "options"): {},
+    ("eval", "finetune"): FinetuneConfig().model_dump(mode="json"),
+    ("eval", "few_label"): FewLabelConfig().model_dump(mode="json"),
+    ("eval", "online"): OnlineConfig().model_dump(mode="json"),
+    ("eval", "dataset"): None,
+}
 
 
 def identity_hash(config: dict[str, Any], plugins: dict[str, str] | None = None) -> str:

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sslbench.core import safe_io
 from sslbench.core.config import identity_hash
 
-SCHEMA_VERSION = 2  # 2: display names; provenance.plugins lists only the plugins a cell uses
+# 2: display names; provenance.plugins lists only the plugins a cell uses
+# 3: fine-tune, few-label, collapse diagnostics and a protocol per figure (all optional)
+SCHEMA_VERSION = 3
 KNOWN_SCHEMAS = range(1, SCHEMA_VERSION + 1)  # the schema versions this sslbench reads
 MAX_INT = 2**53  # larger JSON integers are not exact in every reader (pandas, JavaScript)
 SECTIONS = ("method", "backbone", "data", "pretrain", "eval", "runtime")  # tables in a config
@@ -29,6 +31,31 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def _percentage(value: float | None) -> float | None:
+    if value is not None and not 0.0 <= value <= 100.0:
+        raise ValueError("an accuracy is a percentage, between 0 and 100")
+    return value
+
+
+class FewLabel(_Model):
+    """The figures of one few-label subset (``percent`` of the train split, class-balanced)."""
+
+    percent: float = Field(gt=0.0, le=100.0)
+    images: int = Field(ge=1)
+    linear_acc1: float | None = None
+    linear_acc5: float | None = None
+    finetune_acc1: float | None = None
+    finetune_acc5: float | None = None
+
+    _accuracies = field_validator("linear_acc1", "linear_acc5", "finetune_acc1",
+                                  "finetune_acc5")(_percentage)
+
+
+# figures that may be measured after the run, on its checkpoint (``sslbench eval``), and added
+# to its record; the others (linear, kNN, final loss) describe the run as it was run
+LATER_FIGURES = ("finetune_acc1", "finetune_acc5", "few_label", "rankme", "feature_std")
+
+
 class Metrics(_Model):
     """Percentages for accuracies; ``None`` where not measured (e.g. a failed run)."""
 
@@ -36,13 +63,17 @@ class Metrics(_Model):
     linear_acc5: float | None = None
     knn_acc1: float | None = None
     final_loss: float | None = None
+    finetune_acc1: float | None = None
+    finetune_acc5: float | None = None
+    few_label: list[FewLabel] = []
+    rankme: float | None = Field(None, ge=1.0)  # effective rank of the train features
+    feature_std: float | None = Field(None, ge=0.0)  # of L2-normalised features
+    online_knn_acc1: float | None = None  # last online kNN on the held-out pretraining slice
+    online_linear_acc1: float | None = None  # the online probe on that slice, last epoch
 
-    @field_validator("linear_acc1", "linear_acc5", "knn_acc1")
-    @classmethod
-    def _percentage(cls, value: float | None) -> float | None:
-        if value is not None and not 0.0 <= value <= 100.0:
-            raise ValueError("an accuracy is a percentage, between 0 and 100")
-        return value
+    _accuracies = field_validator("linear_acc1", "linear_acc5", "knn_acc1", "finetune_acc1",
+                                  "finetune_acc5", "online_knn_acc1",
+                                  "online_linear_acc1")(_percentage)
 
 
 class Cost(_Model):
@@ -95,6 +126,7 @@ class RunRecord(_Model):
     method_display: str | None = None
     backbone_display: str | None = None
     dataset_display: str | None = None
+    eval_dataset: str | None = None  # transfer: the dataset every figure was evaluated on
     seed: int
     epochs: int
     config: dict[str, Any]
@@ -103,6 +135,7 @@ class RunRecord(_Model):
     cost: Cost = Cost()
     provenance: Provenance
     protocol: str = PROTOCOL
+    protocols: dict[str, str] = {}  # figure (linear, knn, finetune, few_label, ...) -> protocol
     artifacts: dict[str, str] = {}
 
     # --- checks of what is read back (a hand-edited or foreign record is refused) ---

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sslbench.core.records import RunRecord, atomic_write_text, read_record
+from sslbench.core.records import (
+    LATER_FIGURES,
+    SCHEMA_VERSION,
+    RunRecord,
+    atomic_write_text,
+    read_record,
+)
+from sslbench.errors import SSLBenchError
 
 ATTEMPTS_SUFFIX = ".attempts.jsonl"
 
@@ -77,12 +84,49 @@ class RecordStore:
         atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
         return Saved("written", path)
 
+    def add_evaluations(self, run_id: str, figures: dict, protocols: dict[str, str]) -> Path:
+        """Add figures measured later on a completed run's checkpoint (``LATER_FIGURES``:
+        fine-tune, few-label, diagnostics) to its record, with their protocols; return its path.
+
+        The record's pretraining figures, cost and config are never touched; a figure measured
+        again replaces the old one (few-label figures per percentage, the others kept), ``None``
+        leaves a figure as it was. The new record is validated before it is written, and the
+        write is atomic: on any failure the file is byte-identical to what it was.
+        """
+        unknown = sorted(set(figures) - set(LATER_FIGURES))
+        if unknown:
+            raise ValueError(f"not figures measured after a run: {unknown}")
+        path = self.path(run_id)
+        record = read_record(path)
+        if record.status != "completed":
+            raise SSLBenchError(f"the record {path} is of a failed run: there is nothing to add "
+                                "evaluations to")
+        data = record.model_dump(mode="json")
+        metrics = data["metrics"]
+        for name, value in figures.items():
+            if name == "few_label":
+                merged = {f["percent"]: f for f in metrics.get("few_label", [])}
+                merged.update({f["percent"]: f for f in _plain(value)})
+                metrics["few_label"] = [merged[p] for p in sorted(merged)]
+            elif value is not None:
+                metrics[name] = value
+        data["protocols"] = {**data.get("protocols", {}), **protocols}
+        if record.schema_version >= 2:  # schema 1's hash rule differs: it keeps its version
+            data["schema_version"] = SCHEMA_VERSION
+        updated = RunRecord.model_validate(data)
+        atomic_write_text(path, updated.model_dump_json(indent=2) + "\n")
+        return path
+
     def _append_attempt(self, record: RunRecord) -> None:
         line = json.dumps(json.loads(record.model_dump_json()), separators=(",", ":")) + "\n"
         with open(self.attempts_path(record.run_id), "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _plain(few: list) -> list[dict]:
+    return [f.model_dump(mode="json") if hasattr(f, "model_dump") else dict(f) for f in few]
 
 
 def write_record(record: RunRecord, results_dir: Path) -> Path:

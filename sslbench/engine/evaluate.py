@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ from sslbench.core.config import EvalConfig, LinearConfig, ViewSpec
 from sslbench.engine import distributed
 from sslbench.engine.augment import augment_view, prepare_eval
 from sslbench.engine.device import autocast
+from sslbench.engine.diagnostics import diagnose
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.engine.optim import Optimization, set_lr
 from sslbench.errors import TrainingError
@@ -31,7 +32,9 @@ class EvalResult:
     linear_acc5: float | None
     knn_acc1: float | None
     seconds: float
-
+    rankme: float | None = None  # collapse diagnostics of the train features (diagnostics.py)
+    feature_std: float | None = None
+    few_label: list[dict] = field(default_factory=list)  # percent, images, linear_acc1/5
 
 
 @dataclass
@@ -42,6 +45,7 @@ class EvalData:
     test: Split
     num_classes: int
     hflip: bool = True  # False where a mirror image changes the class (digits)
+    few_label: dict[float, Split] = field(default_factory=dict)  # percent -> its fixed subset
 
 
 @dataclass
@@ -106,7 +110,7 @@ def topk_correct(logits: torch.Tensor, y: torch.Tensor, ks=(1, 5)) -> list[int]:
 
 
 def linear_probe(train_x, train_y, test_x, test_y, num_classes: int,
-                 plan: EvalPlan) -> tuple[float, float]:
+                 plan: EvalPlan, phase: str = "linear") -> tuple[float, float]:
     """Train a linear classifier on cached, standardised features; return final (Acc@1, Acc@5).
 
     Features are standardised with the train split's mean and std (test uses the same numbers),
@@ -122,7 +126,7 @@ def linear_probe(train_x, train_y, test_x, test_y, num_classes: int,
             index = order[start:start + size]
             yield train_x[index], train_y[index]
 
-    return train_linear(batches, len(train_x), test_x, test_y, num_classes, plan)
+    return train_linear(batches, len(train_x), test_x, test_y, num_classes, plan, phase)
 
 
 @dataclass
@@ -174,7 +178,7 @@ def standardiser(train_x: torch.Tensor):
 
 
 def train_linear(batches, n_train: int, test_x, test_y, num_classes: int,
-                 plan: EvalPlan) -> tuple[float, float]:
+                 plan: EvalPlan, phase: str = "linear") -> tuple[float, float]:
     """The linear-probe loop shared by both variants; ``batches(order)`` yields ``(x, y)``
     feature batches of one epoch in the given order of train indices. A non-finite train or
     test loss stops it: chance accuracy from a diverged probe is not a result."""
@@ -187,7 +191,7 @@ def train_linear(batches, n_train: int, test_x, test_y, num_classes: int,
     lr_at = plan.linear.build_schedule(steps_per_epoch * cfg.epochs, steps_per_epoch)
     gen = torch.Generator().manual_seed(plan.seed)
     acc1 = acc5 = 0.0
-    reporter.start("linear", cfg.epochs)
+    reporter.start(phase, cfg.epochs)
     try:
         for epoch in range(cfg.epochs):
             order = torch.randperm(n_train, generator=gen).to(test_x.device)
@@ -197,10 +201,10 @@ def train_linear(batches, n_train: int, test_x, test_y, num_classes: int,
                 raise TrainingError(f"linear probe diverged at epoch {epoch + 1}: train loss "
                                     f"{loss}, test loss {test_loss}; lower eval.linear."
                                     f"optimizer.lr (now {cfg.optimizer.lr:g})")
-            metrics.write(phase="linear", epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
+            metrics.write(phase=phase, epoch=epoch + 1, step=(epoch + 1) * steps_per_epoch,
                           loss=loss, lr=lr_at((epoch + 1) * steps_per_epoch - 1),
                           test_loss=test_loss, test_acc1=acc1, test_acc5=acc5)
-            reporter.update(epoch + 1, f"linear {epoch + 1}/{cfg.epochs}", loss=loss,
+            reporter.update(epoch + 1, f"{phase} {epoch + 1}/{cfg.epochs}", loss=loss,
                             acc1=round(acc1, 2))
     finally:
         reporter.stop()
@@ -251,7 +255,26 @@ def evaluate(encoder: FrozenEncoder, data: EvalData, plan: EvalPlan) -> EvalResu
         acc1, acc5 = linear_probe(train_x, train_y, test_x, test_y, data.num_classes, plan)
     elif cfg.linear.epochs > 0:
         acc1, acc5 = linear_probe_augmented(encoder, data, train_x, test_x, test_y, plan)
-    return EvalResult(acc1, acc5, knn, time.perf_counter() - start)
+    few = [few_label_probe(encoder, subset, percent, test_x, test_y, data.num_classes, plan)
+           for percent, subset in sorted(data.few_label.items())]
+    diag = diagnose(train_x)
+    return EvalResult(acc1, acc5, knn, time.perf_counter() - start, diag.rankme,
+                      diag.feature_std, few)
+
+
+def few_label_probe(encoder: FrozenEncoder, subset: Split, percent: float, test_x, test_y,
+                    num_classes: int, plan: EvalPlan) -> dict:
+    """The cached linear probe (``eval.linear``'s recipe) trained on a few-label subset only;
+    its rows go to ``metrics.csv`` as phase ``linear_<percent>pct``."""
+    x = extract_features(encoder, subset)
+    check_features(x, f"{percent:g}% subset")
+    y = subset.labels.to(encoder.device)
+    acc1 = acc5 = None
+    if plan.cfg.linear.epochs > 0:
+        acc1, acc5 = linear_probe(x, y, test_x, test_y, num_classes, plan,
+                                  phase=f"linear_{percent:g}pct")
+    return {"percent": percent, "images": len(subset), "linear_acc1": acc1,
+            "linear_acc5": acc5}
 
 
 def check_features(x: torch.Tensor, split: str) -> None:

@@ -32,6 +32,7 @@ from sslbench.engine.augment import BatchAugment
 from sslbench.engine.checkpoint import rng_states, save_checkpoint, set_rng_states
 from sslbench.engine.device import autocast, make_scaler
 from sslbench.engine.monitor import MetricsLog, Reporter
+from sslbench.engine.online import OnlineMonitor
 from sslbench.engine.optim import Optimization, set_lr
 from sslbench.errors import Interrupted, Preempted, SSLBenchError, TrainingError, UsageError
 
@@ -63,6 +64,7 @@ class Context:
     metrics: MetricsLog = field(default_factory=lambda: MetricsLog(None))
     checkpoint_path: Path | None = None
     checkpoint_every: int | None = None  # also checkpoint every N steps (mid-epoch)
+    online: OnlineMonitor | None = None  # online probe and kNN (engine/online.py), if on
 
 
 @dataclass
@@ -108,16 +110,25 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
         loop.model = torch.compile(loop.model)
     images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
     ctx.reporter.start("pretrain", loop.total_steps)
+    if ctx.online is not None:
+        ctx.online.start()
+        if loop.step == 0:  # epoch 0: the untrained backbone, this slice's random floor
+            ctx.online.on_epoch_end(0, ctx.cfg.pretrain.epochs, 0, ctx.metrics)
     try:
         with _deferred_interrupt(loop):
             while loop.epoch < ctx.cfg.pretrain.epochs:
-                _run_epoch(method, loop, images, labels if ctx.needs_labels else None, ctx)
+                _run_epoch(method, loop, images, labels, ctx)
                 loop.epoch += 1
+                if ctx.online is not None:
+                    ctx.online.on_epoch_end(loop.epoch, ctx.cfg.pretrain.epochs, loop.step,
+                                            ctx.metrics)
                 _checkpoint(loop, method, ctx)
                 _stop_requested(loop, at_sync=True)
                 _stop_if_interrupted(loop, ctx)
     finally:
         ctx.reporter.stop()
+        if ctx.online is not None:
+            ctx.online.stop()
     ips = loop.timed_images / loop.timed_seconds if loop.timed_seconds > 0 else None
     return PretrainResult(loop.final_loss, ips, time.perf_counter() - start, loop.step)
 
@@ -168,7 +179,9 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
     for i in range(first, loop.steps_per_epoch):
         index = _batch_index(order, i, p.batch_size)
         loss, logs = _train_step(method, loop, images[index],
-                                 None if labels is None else labels[index], ctx)
+                                 labels[index] if ctx.needs_labels else None, ctx)
+        if ctx.online is not None:
+            ctx.online.on_step(index, labels[index])
         loop.epoch_loss += loss
         loop.interval_loss += loss
         loop.clean += torch.isfinite(loop.interval_loss)  # a NaN or inf sum stays non-finite
@@ -315,12 +328,15 @@ def _state(loop: _Loop, method: nn.Module, ctx: Context) -> dict:
         "interval": [loop.interval_loss, loop.interval],
         "timing": [loop.timed_images, loop.timed_seconds],
         "config": ctx.cfg.model_dump_json(),
+        "online": ctx.online.state_dict() if ctx.online is not None else None,
     }
 
 
 def _restore_or_refuse(loop: _Loop, method: nn.Module, state: dict, ctx: Context) -> None:
     try:
         _restore(loop, method, state, ctx.device)
+        if ctx.online is not None and state.get("online"):
+            ctx.online.load_state_dict(state["online"])
     except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise SSLBenchError(f"cannot resume from {ctx.checkpoint_path}: the checkpoint does "

@@ -74,7 +74,8 @@ class MlflowLogger:
 
     def finish(self, record: dict) -> None:
         now = int(time.time() * 1000)
-        figures = {f"final/{k}": v for k, v in (record.get("metrics") or {}).items()}
+        figures = {f"final/{k}": v for k, v in (record.get("metrics") or {}).items()
+                   if isinstance(v, int | float)}  # not the few-label list
         figures.update({f"cost/{k}": v for k, v in (record.get("cost") or {}).items()
                         if isinstance(v, int | float) and not isinstance(v, bool)})
         metrics = [self._metric(k, float(v), now, 0) for k, v in figures.items() if v is not None]

@@ -28,7 +28,10 @@ def test_backbone_without_a_recipe_keeps_the_dataset_recipe(plugins):
 
 def test_backbone_recipe_is_per_dataset(plugins):
     cfg = resolve(plugins, "simclr", "resnet18", "digits")
-    assert not cfg.backbone.model_extra and cfg.pretrain.epochs == 30
+    assert cfg.backbone.model_extra == {"width": 0.25} and cfg.pretrain.epochs == 80
+    assert cfg.data.image_size == 8 and cfg.eval.linear.optimizer.lr == 0.02  # digits' own
+    assert not resolve(plugins, "simclr", "vgg11", "digits").backbone.model_extra
+    assert resolve(plugins, "simclr", "vgg11", "digits").pretrain.epochs == 30
 
 
 def test_method_recipe_beats_backbone_recipe_and_user_beats_both(plugins):

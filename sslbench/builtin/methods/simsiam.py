@@ -47,6 +47,10 @@ class SimSiam(nn.Module):
         # measured +0.9 kNN over 0.3 here (72.7 vs 71.8)
         "fashion-mnist": {"method": {"proj_dim": 512, "pred_hidden_dim": 128},
                           "pretrain": {"optimizer": {"lr": 0.05}}},
+        # the same narrow heads on digits' quarter-width ResNet-18: the 2048-d ones cost five
+        # times the 8 px backbone (and 30 minutes instead of one)
+        "digits": {"method": {"proj_dim": 512, "pred_hidden_dim": 128},
+                   "pretrain": {"optimizer": {"lr": 0.05}}},
         "cifar10": {  # the seed's command lines
             "pretrain": {
                 "epochs": 800, "batch_size": 512,

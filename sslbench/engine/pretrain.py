@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sslbench.core.components import Split
+from sslbench.core.components import Split, StreamSplit
 from sslbench.core.config import RunConfig, ViewSpec
 from sslbench.engine import distributed
 from sslbench.engine.augment import BatchAugment
@@ -33,6 +33,7 @@ from sslbench.engine.checkpoint import rng_states, save_checkpoint, set_rng_stat
 from sslbench.engine.device import autocast, make_scaler
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.engine.optim import Optimization, set_lr
+from sslbench.engine.order import batch_index, epoch_order
 from sslbench.errors import Interrupted, Preempted, SSLBenchError, TrainingError, UsageError
 
 WARMUP_STEPS = 3  # steps excluded from the images/s figure (allocator, caches, autotuning)
@@ -90,12 +91,6 @@ class _Loop:
     stopping: int = 0  # the signal all processes agreed to checkpoint and stop on
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of one epoch: a pure function of (seed, epoch), so resume needs no state."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=gen)
-
-
 def pretrain(method: nn.Module, split: Split, ctx: Context,
              resume: dict | None = None) -> PretrainResult:
     """Pretrain ``method`` on ``split`` for ``cfg.pretrain.epochs``; checkpoint every epoch."""
@@ -106,12 +101,12 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
     loop.model = distributed.wrap(method, ctx.device, ctx.cfg.runtime.sync_batchnorm)
     if ctx.cfg.runtime.compile:  # the method's forward (and its backward via AOTAutograd)
         loop.model = torch.compile(loop.model)
-    images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
+    batches = _batches(split, loop, ctx)
     ctx.reporter.start("pretrain", loop.total_steps)
     try:
         with _deferred_interrupt(loop):
             while loop.epoch < ctx.cfg.pretrain.epochs:
-                _run_epoch(method, loop, images, labels if ctx.needs_labels else None, ctx)
+                _run_epoch(method, loop, batches, ctx)
                 loop.epoch += 1
                 _checkpoint(loop, method, ctx)
                 _stop_requested(loop, at_sync=True)
@@ -146,29 +141,44 @@ def _rank_seed(seed: int) -> int:
     return seed if distributed.rank() == 0 else (seed * 1_000_003 + distributed.rank()) % 2**63
 
 
-def _batch_index(order: torch.Tensor, step: int, batch_size: int) -> torch.Tensor:
-    """This process's disjoint share of global batch ``step`` of the epoch's ``order``."""
-    local = batch_size // distributed.world_size()
-    start = step * batch_size + distributed.rank() * local
-    return order[start:start + local]
+_batch_index = batch_index  # the name tests/test_distributed.py reads
 
 
-def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
+def _batches(split: Split | StreamSplit, loop: _Loop, ctx: Context):
+    """``batches(epoch, first)``: the ``(x, labels)`` of the epoch's steps from ``first`` on;
+    ``x`` is a uint8 batch (in memory) or the list of its decoded view crops (streamed)."""
+    p, labels_too = ctx.cfg.pretrain, ctx.needs_labels
+    if isinstance(split, StreamSplit):
+        from sslbench.engine.stream import PretrainStream
+
+        stream = PretrainStream(split, ctx.views, ctx.image_size, ctx.cfg.seed, p.batch_size,
+                                loop.steps_per_epoch, ctx.device)
+        return lambda epoch, first: ((x, y if labels_too else None)
+                                     for x, y in stream.epoch(epoch, first))
+    images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
+
+    def in_memory(epoch: int, first: int):
+        order = epoch_order(len(images), ctx.cfg.seed, epoch).to(ctx.device)
+        for i in range(first, loop.steps_per_epoch):
+            index = batch_index(order, i, p.batch_size)
+            yield images[index], labels[index] if labels_too else None
+    return in_memory
+
+
+def _run_epoch(method, loop: _Loop, batches, ctx: Context) -> None:
     p = ctx.cfg.pretrain
     method.train()
     if hasattr(method, "on_epoch_start"):
         method.on_epoch_start(loop.epoch, p.epochs)
-    order = epoch_order(len(images), ctx.cfg.seed, loop.epoch).to(ctx.device)
     first = loop.step - loop.epoch * loop.steps_per_epoch  # > 0: resumed mid-epoch
     if first == 0 or loop.epoch_loss is None:  # mid-epoch, the sums come from the checkpoint
         loop.epoch_loss = torch.zeros((), device=ctx.device)
         loop.interval_loss, loop.interval = torch.zeros((), device=ctx.device), 0
     loop.clean = torch.zeros((), dtype=torch.long, device=ctx.device)
     tick = time.perf_counter()
-    for i in range(first, loop.steps_per_epoch):
-        index = _batch_index(order, i, p.batch_size)
-        loss, logs = _train_step(method, loop, images[index],
-                                 None if labels is None else labels[index], ctx)
+    for i, (x, y) in zip(range(first, loop.steps_per_epoch), batches(loop.epoch, first),
+                         strict=True):
+        loss, logs = _train_step(method, loop, x, y, ctx)
         loop.epoch_loss += loss
         loop.interval_loss += loss
         loop.clean += torch.isfinite(loop.interval_loss)  # a NaN or inf sum stays non-finite
@@ -193,7 +203,7 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
 def _train_step(method, loop: _Loop, x, y, ctx: Context):
     lr = loop.lr_at(loop.step)
     set_lr(loop.optimizer, lr)
-    views = loop.augment(x)
+    views = loop.augment(x) if isinstance(x, torch.Tensor) else loop.augment.cropped(x)
     with autocast(ctx.device, ctx.dtype):
         loss, logs = (method if loop.model is None else loop.model)(views, y)
     loop.optimizer.zero_grad(set_to_none=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from collections.abc import Iterator
 
 import torch
@@ -141,11 +142,19 @@ class IndexBatches(Sampler):
             yield [(self.epoch, j) for j in batch]
 
 
+def _quiet_worker(_: int) -> None:
+    """Workers ignore Ctrl-C and SIGTERM: a terminal or Slurm signals the whole process group,
+    and the training process, which checkpoints and stops at the next step, must not find its
+    workers dead first. They still end with it (the DataLoader watches its parent)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_loader(dataset: DecodedViews, sampler: Sampler, device: torch.device,
                 persistent: bool = False) -> DataLoader:
     workers = worker_count()
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                      persistent_workers=persistent and workers > 0,
+                      worker_init_fn=_quiet_worker, persistent_workers=persistent and workers > 0,
                       pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
 
 

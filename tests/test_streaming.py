@@ -183,3 +183,23 @@ def test_cli_evaluates_a_streamed_folder_and_a_corrupt_image_is_one_line(tmp_pat
     assert result.output.startswith(
         f"error: unreadable or corrupt image {root / 'val' / 'c1' / '00002.jpg'}: ")
     assert result.output.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_failed_run_with_workers_exits_at_once(tmp_path):
+    """Workers outlive SIGTERM (so a pre-empted run can checkpoint), yet never hold up the exit
+    of a process that failed while they were running."""
+    import subprocess
+    import sys
+
+    root = image_folder(tmp_path / "f", classes=2, train=8, val=4)
+    (root / "train" / "c1" / "00003.jpg").write_bytes(b"\xff\xd8\xff broken")
+    env = {**os.environ, "SSLBENCH_WORKERS": "2", "SSLBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run([sys.executable, "-m", "sslbench", "run", "simclr", "resnet18",
+                           "imagefolder", "--set", f"data.options.root={root}", "--set",
+                           f"data.options.image_size={SIZE}", "--epochs", "1", "--batch-size",
+                           "8", "--quiet", "--device", "cpu", "--set", "runtime.precision=fp32"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=50)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: unreadable or corrupt image ") and \
+        done.stderr.count("\n") == 1, done.stderr

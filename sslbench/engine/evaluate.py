@@ -7,6 +7,7 @@ picked on the test split.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -85,8 +86,10 @@ def _eval_images(split: Split | StreamSplit, e: FrozenEncoder, lo: int, hi: int,
     if isinstance(split, StreamSplit):
         from sslbench.engine.stream import eval_batches
 
-        for images, _ in eval_batches(split, e.image_size, lo, hi, batch_size, e.device):
-            yield images
+        with contextlib.closing(eval_batches(split, e.image_size, lo, hi, batch_size,
+                                             e.device)) as batches:
+            for images, _ in batches:
+                yield images
         return
     for start in range(lo, hi, batch_size):
         yield split.images[start:min(start + batch_size, hi)].to(e.device)

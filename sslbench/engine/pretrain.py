@@ -113,6 +113,7 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
                 _stop_if_interrupted(loop, ctx)
     finally:
         ctx.reporter.stop()
+        getattr(batches, "close", lambda: None)()  # a streamed split's decoding workers
     ips = loop.timed_images / loop.timed_seconds if loop.timed_seconds > 0 else None
     return PretrainResult(loop.final_loss, ips, time.perf_counter() - start, loop.step)
 
@@ -153,8 +154,12 @@ def _batches(split: Split | StreamSplit, loop: _Loop, ctx: Context):
 
         stream = PretrainStream(split, ctx.views, ctx.image_size, ctx.cfg.seed, p.batch_size,
                                 loop.steps_per_epoch, ctx.device)
-        return lambda epoch, first: ((x, y if labels_too else None)
-                                     for x, y in stream.epoch(epoch, first))
+
+        def streamed(epoch: int, first: int):
+            for x, y in stream.epoch(epoch, first):
+                yield x, y if labels_too else None
+        streamed.close = stream.close
+        return streamed
     images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
 
     def in_memory(epoch: int, first: int):

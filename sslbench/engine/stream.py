@@ -23,7 +23,10 @@ results do not depend on it.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import math
+import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
@@ -142,30 +145,63 @@ class IndexBatches(Sampler):
             yield [(self.epoch, j) for j in batch]
 
 
-def _quiet_worker(_: int) -> None:
-    """Workers ignore Ctrl-C and SIGTERM: a terminal or Slurm signals the whole process group,
-    and the training process, which checkpoints and stops at the next step, must not find its
-    workers dead first. They still end with it (the DataLoader watches its parent)."""
+WORKER_GRACE_S = 60  # a worker sent SIGTERM ends this long after it, if not shut down before
+_exiting = None  # a flag shared with the workers: set when this process exits
+
+
+def _exit_flag():
+    """The shared flag, set at this process's exit (before multiprocessing's own at-exit
+    ``terminate`` of its children, which runs after: at-exit hooks run last-in first-out)."""
+    global _exiting
+    if _exiting is None:
+        _exiting = multiprocessing.Value("b", 0, lock=False)
+        atexit.register(lambda: setattr(_exiting, "value", 1))
+    return _exiting
+
+
+def _quiet_worker(exiting, _: int) -> None:
+    """Workers ignore Ctrl-C and outlive SIGTERM: a terminal or Slurm signals the whole process
+    group, and the training process, which checkpoints and stops at its next sync point, must
+    not find its workers dead first. A SIGTERM from the exiting training process (through
+    multiprocessing) ends a worker at once; any other, ``WORKER_GRACE_S`` later at most."""
+    def on_term(*_):
+        if exiting.value:
+            os._exit(0)
+        signal.alarm(WORKER_GRACE_S)  # SIGALRM's default action ends the worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def shutdown(iterator) -> None:
+    """Stop a DataLoader iterator's worker processes now (not when it is garbage collected)."""
+    stop = getattr(iterator, "_shutdown_workers", None)
+    if stop is not None:
+        stop()
 
 
 def make_loader(dataset: DecodedViews, sampler: Sampler, device: torch.device,
                 persistent: bool = False) -> DataLoader:
     workers = worker_count()
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                      worker_init_fn=_quiet_worker, persistent_workers=persistent and workers > 0,
+                      worker_init_fn=functools.partial(_quiet_worker, _exit_flag()),
+                      persistent_workers=persistent and workers > 0,
                       pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
 
 
 def device_batches(loader: DataLoader, device: torch.device):
-    """``(crops on the device, labels on the device)`` per batch; a bad image is one line."""
-    for crops, labels, errors in loader:
-        bad = next((e for e in errors if e), None)
-        if bad:
-            raise DataError(f"unreadable or corrupt image {bad}")
-        yield ([c.to(device, non_blocking=True) for c in crops],
-               labels.to(device, non_blocking=True))
+    """``(crops on the device, labels on the device)`` per batch; a bad image is one line.
+    Closing the generator (or an error) stops the workers of a non-persistent loader."""
+    iterator = iter(loader)
+    try:
+        for crops, labels, errors in iterator:
+            bad = next((e for e in errors if e), None)
+            if bad:
+                raise DataError(f"unreadable or corrupt image {bad}")
+            yield ([c.to(device, non_blocking=True) for c in crops],
+                   labels.to(device, non_blocking=True))
+    finally:
+        if not loader.persistent_workers:
+            shutdown(iterator)
 
 
 class PretrainStream:
@@ -183,6 +219,15 @@ class PretrainStream:
     def epoch(self, epoch: int, first: int):
         self.sampler.epoch, self.sampler.first = epoch, first
         return device_batches(self.loader, self.device)
+
+    def close(self) -> None:
+        """Stop the persistent workers (at the end of pretraining, or on any error)."""
+        _close_loader(self.loader)
+
+
+def _close_loader(loader: DataLoader) -> None:
+    shutdown(getattr(loader, "_iterator", None))
+    loader._iterator = None
 
 
 def eval_batches(split: StreamSplit, size: int, lo: int, hi: int, batch_size: int,

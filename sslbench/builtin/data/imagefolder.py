@@ -50,7 +50,7 @@ class FolderOptions(StrictModel):
 
 def stream_imagefolder(data_dir: Path, download: bool = False,
                        options: FolderOptions | None = None) -> DatasetSplits:
-    """The ``imagefolder`` dataset: streamed, or in memory with ``options.memory``."""
+    """Any folder of images with one sub-folder per class, streamed (or held in memory)."""
     options = options or FolderOptions()
     root = Path(options.root or os.environ.get("SSLBENCH_IMAGEFOLDER")
                 or Path(data_dir) / "imagefolder")

@@ -116,7 +116,9 @@ def loader_only(root: Path, ours: bool) -> dict:
     """Every view of every image, fully augmented and normalised, no model."""
     from sslbench.core.components import MethodTraits
 
-    views = list(MethodTraits.of(_simclr()).views)
+    # SimCLR's views without the blur: the operations classic.compose_for has (crop, flip,
+    # jitter, grayscale), so both sides do the same work
+    views = [v.model_copy(update={"blur_p": 0.0}) for v in MethodTraits.of(_simclr()).views]
     batches = _ours(root, views) if ours else _pil(root, views)
     next(batches)  # worker start-up and the first batch are not timed
     start, images = time.perf_counter(), 0

@@ -26,6 +26,8 @@ _EXPORTS = {
     # what a dataset returns
     "Split": "sslbench.core.components",
     "DatasetSplits": "sslbench.core.components",
+    "StreamSplit": "sslbench.core.components",
+    "SourceSubset": "sslbench.core.components",
     # building blocks for methods
     "mlp": "sslbench.nn",
     "gather": "sslbench.nn",

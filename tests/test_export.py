@@ -30,7 +30,8 @@ from sslbench.errors import SSLBenchError, UsageError
 runner = CliRunner()
 SMALL = ["--epochs", "1", "--batch-size", "64", "--set", "data.image_size=8",
          "--set", "data.train_subset=128", "--set", "eval.train_subset=256",
-         "--set", "eval.linear.epochs=1", "--quiet", "--device", "cpu"]
+         "--set", "eval.linear.epochs=1", "--quiet", "--device", "cpu",
+         "--set", "backbone.width=1"]  # full width: the plain torchvision model takes it
 
 
 def invoke(*args):
@@ -91,8 +92,8 @@ def test_export_round_trip_gives_identical_features(here):
                                 "model.json, README.md)")
     meta = json.loads((here / "exported" / "model.json").read_text())
     assert meta["run_id"] == record.run_id and meta["method"] == "simclr"
-    assert meta["backbone"] == {"name": "resnet18", "options": {}, "feature_dim": 512,
-                                "parameters": 11168832}
+    assert meta["backbone"] == {"name": "resnet18", "options": {"width": 1},
+                                "feature_dim": 512, "parameters": 11168832}
     assert meta["input"]["image_size"] == 8 and meta["dataset"] == "digits"
     assert meta["metrics"] == record.metrics.model_dump(mode="json")
     assert meta["config_hash"] == record.config_hash and meta["config"] == record.config

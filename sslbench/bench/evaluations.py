@@ -48,7 +48,8 @@ def check_transfer(cell: Cell, target: DatasetSplits, image_size: int) -> None:
     """A transfer dataset the backbone can be fed: 1 or 3 channels (grayscale is repeated to
     RGB, as for pretraining), images at least a quarter of the backbone's input size."""
     name = cell.eval_dataset.name if cell.eval_dataset else cell.dataset.name
-    channels = int(target.train.images.shape[1])
+    images = getattr(target.train, "images", None)  # None: streamed, decoded to RGB crops
+    channels = int(images.shape[1]) if images is not None else 3
     if channels not in (1, 3):
         raise UsageError(f"cannot evaluate on {name!r}: its images have {channels} channels, "
                          "and the backbone takes 1 (grayscale) or 3 (RGB)")

@@ -158,6 +158,10 @@ class SubmititExecutor:
 
     ``cells_per_job`` > 1 runs that many cells one after another in each array task: fewer,
     longer jobs where cells are short (the scheduler's and the interpreter's start-up amortised).
+
+    ``nodes`` x ``tasks_per_node`` processes per job (``tasks_per_node`` defaults to
+    ``gpus_per_node``, one process per GPU) make each job one DDP run
+    (:mod:`sslbench.bench.ddp_job`), requeued on pre-emption and resumed from its checkpoint.
     """
 
     folder: Path
@@ -169,6 +173,8 @@ class SubmititExecutor:
     array_parallelism: int | None = None
     cpus_per_task: int | None = None
     cells_per_job: int = 1
+    nodes: int = 1
+    tasks_per_node: int | None = None  # None: one per GPU (at least one)
 
     def run(self, cells: Sequence[Cell], opts: RunOptions) -> Iterator[Outcome]:
         import submitit
@@ -181,10 +187,17 @@ class SubmititExecutor:
             gpus_per_node=self.gpus_per_node, cpus_per_task=self.cpus_per_task,
             slurm_partition=self.partition, slurm_account=self.account,
             slurm_array_parallelism=self.array_parallelism)
+        tasks = self.tasks_per_node or max(1, self.gpus_per_node)
+        function = execute_cells
+        if tasks * self.nodes > 1:
+            from sslbench.bench.ddp_job import DistributedCells
+
+            executor.update_parameters(tasks_per_node=tasks, nodes=self.nodes)
+            function = DistributedCells()
         size = max(1, self.cells_per_job)
         chunks = [list(cells[i:i + size]) for i in range(0, len(cells), size)]
         with executor.batch():
-            jobs = [executor.submit(execute_cells,
+            jobs = [executor.submit(function,
                                     [c.config.model_dump_json() for c in chunk], opts)
                     for chunk in chunks]
         try:

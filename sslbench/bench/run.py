@@ -246,10 +246,13 @@ def _pretrain_and_evaluate(cell: Cell, opts: RunOptions, data: DatasetSplits, de
 
 def online_monitor(cell: Cell, encoder: FrozenEncoder, split: Split,
                    num_classes: int) -> OnlineMonitor | None:
-    """The online probe and kNN of this pretraining run, or None: switched off, or a
-    pretraining split without labels (STL-10's unlabeled images). Under ``torch.compile`` the
-    probe is off (it listens to the backbone's forward pass), the kNN stays."""
+    """The online probe and kNN of this pretraining run, or None: switched off, a pretraining
+    split without labels (STL-10's unlabeled images), or one streamed from disk. Under
+    ``torch.compile`` the probe is off (it listens to the backbone's forward pass), the kNN
+    stays."""
     cfg = cell.config.eval.online
+    if not isinstance(split, Split):  # streamed data: not monitored online (yet)
+        return None
     if not (cfg.linear or cfg.knn_every) or bool((split.labels < 0).any()) or len(split) < 4:
         return None
     return OnlineMonitor.build(cfg, encoder, split, num_classes,

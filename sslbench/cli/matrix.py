@@ -42,6 +42,10 @@ def matrix(
     account: str | None = typer.Option(None, help="slurm: account."),
     gpus_per_node: int | None = typer.Option(None, min=0, help="slurm: GPUs per job "
                                              "(default 1, 0 with --device cpu)."),
+    nodes: int = typer.Option(1, min=1, help="slurm: nodes per job; each job is one DDP run "
+                              "of nodes x tasks-per-node processes."),
+    tasks_per_node: int | None = typer.Option(None, min=1, help="slurm: processes per node "
+                                              "(default: one per GPU)."),
     time_min: int = typer.Option(60, min=1, help="slurm: time limit per cell, minutes."),
     array_parallelism: int | None = typer.Option(None, min=1, help="slurm: array tasks at once."),
     cells_per_job: int = typer.Option(1, min=1, help="slurm: cells run one after another in "
@@ -81,7 +85,8 @@ def matrix(
         runner = SubmititExecutor(
             folder=output_dir / "submitit", cluster="slurm" if executor is Executor.slurm
             else "local", partition=partition, gpus_per_node=gpus, time_min=time_min,
-            account=account, array_parallelism=array_parallelism, cells_per_job=cells_per_job)
+            account=account, array_parallelism=array_parallelism, cells_per_job=cells_per_job,
+            nodes=nodes, tasks_per_node=tasks_per_node)
     summary = matrices.run_matrix(cells, runner, opts, rerun=rerun, report=typer.echo)
     typer.echo(summary.line())
     if summary.failed:

@@ -33,7 +33,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel
@@ -64,19 +64,72 @@ class Split:
         return Split(self.images[index], self.labels[index])
 
 
+class ImageSource(Protocol):
+    """Encoded images read one at a time (in DataLoader workers: it must pickle, and open its
+    files lazily). ``read(i)`` returns the bytes of a JPEG/PNG/...; ``name(i)`` says where they
+    are, for error messages."""
+
+    def __len__(self) -> int: ...
+
+    def read(self, i: int) -> bytes: ...
+
+    def name(self, i: int) -> str: ...
+
+
+@dataclass
+class SourceSubset:
+    """The images ``indices`` of ``source``, renumbered from 0."""
+
+    source: Any
+    indices: list[int]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def read(self, i: int) -> bytes:
+        return self.source.read(self.indices[i])
+
+    def name(self, i: int) -> str:
+        return self.source.name(self.indices[i])
+
+
+@dataclass
+class StreamSplit:
+    """A split too large for memory: encoded images on disk, decoded by the engine while it
+    trains (in DataLoader workers, the random resized crop taken at decode time), int64 labels
+    ``[N]`` known up front. ``image_size`` is the side of the crops the engine makes."""
+
+    source: Any  # an ImageSource
+    labels: torch.Tensor
+    image_size: int = 224
+
+    def __post_init__(self) -> None:
+        if len(self.labels) != len(self.source):
+            raise ValueError(f"{len(self.source)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, index: torch.Tensor) -> StreamSplit:
+        return StreamSplit(SourceSubset(self.source, index.tolist()), self.labels[index],
+                           self.image_size)
+
+
 @dataclass
 class DatasetSplits:
     """What a dataset factory returns. ``unlabeled`` (STL-10) is used for pretraining if set."""
 
-    train: Split
-    test: Split
+    train: Split | StreamSplit
+    test: Split | StreamSplit
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    unlabeled: Split | None = None
+    unlabeled: Split | StreamSplit | None = None
 
     @property
     def image_size(self) -> int:
+        if isinstance(self.train, StreamSplit):
+            return self.train.image_size
         return int(self.train.images.shape[-1])
 
     @property

@@ -171,13 +171,16 @@ def normalise(x, mean, std, memory_format=torch.contiguous_format) -> torch.Tens
 
 
 def augment_view(images: torch.Tensor, spec: ViewSpec, size: int, mean, std, gen,
-                 memory_format=torch.contiguous_format):
+                 memory_format=torch.contiguous_format, crop: bool = True):
     """One augmented view of a batch: float ``[B, 3, size, size]``, normalised.
 
     ``images`` is uint8, or float in [0, 1] already (the caller converts once for all views).
+    ``crop=False``: the images are this view's crops already (streamed data is cropped and
+    flipped at decode time), only the colour operations remain.
     """
     x = images if images.is_floating_point() else images.float().div_(255)
-    x = resized_crop_flip(x, size, spec, gen)
+    if crop:
+        x = resized_crop_flip(x, size, spec, gen)
     x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
     if spec.jitter_p > 0:
         x = colour_jitter(x, spec, gen)
@@ -212,6 +215,14 @@ class BatchAugment:
                                  self.memory_format)
             out += views.chunk(spec.count) if spec.count > 1 else [views]
         return out
+
+    def cropped(self, crops: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The views of a streamed batch: ``crops`` are uint8, one batch per view in ``views``
+        order, cropped and flipped already; the colour operations run here."""
+        specs = [spec for spec in self.views for _ in range(spec.count)]
+        return [augment_view(c, spec, c.shape[-1], self.mean, self.std, self.generator,
+                             self.memory_format, crop=False)
+                for c, spec in zip(crops, specs, strict=True)]
 
     @property
     def num_views(self) -> int:

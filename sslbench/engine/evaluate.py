@@ -7,6 +7,7 @@ picked on the test split.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sslbench.core.components import Split
+from sslbench.core.components import Split, StreamSplit
 from sslbench.core.config import EvalConfig, LinearConfig, ViewSpec
 from sslbench.engine import distributed
 from sslbench.engine.augment import augment_view, prepare_eval
@@ -73,14 +74,29 @@ def extract_features(encoder: FrozenEncoder, split: Split,
     e.backbone.eval()
     chunks = []
     lo, hi = distributed.shard(len(split))
-    for start in range(lo, hi, batch_size):
-        images = split.images[start:min(start + batch_size, hi)].to(e.device)
+    for images in _eval_images(split, e, lo, hi, batch_size):
         x = prepare_eval(images, e.image_size, e.mean, e.std)
         with autocast(e.device, e.dtype):
             chunks.append(e.backbone(x.contiguous(memory_format=torch.channels_last)).float())
     part = (torch.cat(chunks) if chunks
             else torch.zeros(0, e.backbone.feature_dim, device=e.device))
     return distributed.gather_shards(part, len(split))
+
+
+def _eval_images(split: Split | StreamSplit, e: FrozenEncoder, lo: int, hi: int,
+                 batch_size: int):
+    """uint8 batches of images ``lo..hi-1`` on the device; a streamed split is decoded (and
+    centre-cropped) in DataLoader workers as it goes, never held whole."""
+    if isinstance(split, StreamSplit):
+        from sslbench.engine.stream import eval_batches
+
+        with contextlib.closing(eval_batches(split, e.image_size, lo, hi, batch_size,
+                                             e.device)) as batches:
+            for images, _ in batches:
+                yield images
+        return
+    for start in range(lo, hi, batch_size):
+        yield split.images[start:min(start + batch_size, hi)].to(e.device)
 
 
 @torch.no_grad()
@@ -154,9 +170,13 @@ def linear_probe_augmented(encoder: FrozenEncoder, data: EvalData, train_x, test
     spec = ViewSpec(scale=(0.08, 1.0), flip=0.5 if data.hflip else 0.0, jitter_p=0.0,
                     grayscale_p=0.0)
     scale = standardiser(train_x)
+    encoder.backbone.eval()
+    if isinstance(data.train, StreamSplit):
+        batches = _streamed_augmented(encoder, data.train, spec, scale, plan)
+        return train_linear(batches, len(data.train), scale(test_x), test_y, data.num_classes,
+                            plan)
     images, labels = data.train.images.to(encoder.device), data.train.labels.to(encoder.device)
     gen = torch.Generator(encoder.device).manual_seed(plan.seed)
-    encoder.backbone.eval()
     size = plan.cfg.linear.batch_size
 
     def batches(order):
@@ -169,6 +189,27 @@ def linear_probe_augmented(encoder: FrozenEncoder, data: EvalData, train_x, test
             yield scale(features.float()), labels[index]
 
     return train_linear(batches, len(data.train), scale(test_x), test_y, data.num_classes, plan)
+
+
+def _streamed_augmented(encoder: FrozenEncoder, split: StreamSplit, spec: ViewSpec, scale,
+                        plan: EvalPlan):
+    """The augmented probe's batches for a streamed train split: the crop and flip are taken
+    in the decoding workers (seeded by seed, epoch, image), the features on the device."""
+    from sslbench.engine.stream import augmented_batches
+
+    e, epochs = encoder, iter(range(plan.cfg.linear.epochs))
+    mean = torch.tensor(e.mean, device=e.device).view(1, -1, 1, 1)
+    std = torch.tensor(e.std, device=e.device).view(1, -1, 1, 1)
+
+    def batches(order):
+        for crops, y in augmented_batches(split, spec, e.image_size, order.tolist(),
+                                          plan.cfg.linear.batch_size, plan.seed, next(epochs),
+                                          e.device):
+            x = (crops.float().div_(255) - mean) / std
+            with torch.no_grad(), autocast(e.device, e.dtype):
+                features = e.backbone(x.contiguous(memory_format=torch.channels_last))
+            yield scale(features.float()), y
+    return batches
 
 
 def standardiser(train_x: torch.Tensor):

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sslbench.core.components import Split
+from sslbench.core.components import Split, StreamSplit
 from sslbench.core.config import RunConfig, ViewSpec
 from sslbench.engine import distributed
 from sslbench.engine.augment import BatchAugment
@@ -34,6 +34,7 @@ from sslbench.engine.device import autocast, make_scaler
 from sslbench.engine.monitor import MetricsLog, Reporter
 from sslbench.engine.online import OnlineMonitor
 from sslbench.engine.optim import Optimization, set_lr
+from sslbench.engine.order import batch_index, epoch_order
 from sslbench.errors import Interrupted, Preempted, SSLBenchError, TrainingError, UsageError
 
 WARMUP_STEPS = 3  # steps excluded from the images/s figure (allocator, caches, autotuning)
@@ -92,12 +93,6 @@ class _Loop:
     stopping: int = 0  # the signal all processes agreed to checkpoint and stop on
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The data order of one epoch: a pure function of (seed, epoch), so resume needs no state."""
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=gen)
-
-
 def pretrain(method: nn.Module, split: Split, ctx: Context,
              resume: dict | None = None) -> PretrainResult:
     """Pretrain ``method`` on ``split`` for ``cfg.pretrain.epochs``; checkpoint every epoch."""
@@ -108,7 +103,7 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
     loop.model = distributed.wrap(method, ctx.device, ctx.cfg.runtime.sync_batchnorm)
     if ctx.cfg.runtime.compile:  # the method's forward (and its backward via AOTAutograd)
         loop.model = torch.compile(loop.model)
-    images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
+    batches = _batches(split, loop, ctx)
     ctx.reporter.start("pretrain", loop.total_steps)
     if ctx.online is not None:
         ctx.online.start()
@@ -117,7 +112,7 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
     try:
         with _deferred_interrupt(loop):
             while loop.epoch < ctx.cfg.pretrain.epochs:
-                _run_epoch(method, loop, images, labels, ctx)
+                _run_epoch(method, loop, batches, ctx)
                 loop.epoch += 1
                 if ctx.online is not None:
                     ctx.online.on_epoch_end(loop.epoch, ctx.cfg.pretrain.epochs, loop.step,
@@ -129,6 +124,7 @@ def pretrain(method: nn.Module, split: Split, ctx: Context,
         ctx.reporter.stop()
         if ctx.online is not None:
             ctx.online.stop()
+        getattr(batches, "close", lambda: None)()  # a streamed split's decoding workers
     ips = loop.timed_images / loop.timed_seconds if loop.timed_seconds > 0 else None
     return PretrainResult(loop.final_loss, ips, time.perf_counter() - start, loop.step)
 
@@ -157,31 +153,53 @@ def _rank_seed(seed: int) -> int:
     return seed if distributed.rank() == 0 else (seed * 1_000_003 + distributed.rank()) % 2**63
 
 
-def _batch_index(order: torch.Tensor, step: int, batch_size: int) -> torch.Tensor:
-    """This process's disjoint share of global batch ``step`` of the epoch's ``order``."""
-    local = batch_size // distributed.world_size()
-    start = step * batch_size + distributed.rank() * local
-    return order[start:start + local]
+_batch_index = batch_index  # the name tests/test_distributed.py reads
 
 
-def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
+def _batches(split: Split | StreamSplit, loop: _Loop, ctx: Context):
+    """``batches(epoch, first)``: the ``(x, labels, index, batch_labels)`` of the epoch's steps
+    from ``first`` on; ``x`` is a uint8 batch (in memory) or the list of its decoded view crops
+    (streamed); ``labels`` are passed to the method (None unless it needs them); ``index`` and
+    ``batch_labels`` (in memory only) are what the online probe trains on."""
+    p, labels_too = ctx.cfg.pretrain, ctx.needs_labels
+    if isinstance(split, StreamSplit):
+        from sslbench.engine.stream import PretrainStream
+
+        stream = PretrainStream(split, ctx.views, ctx.image_size, ctx.cfg.seed, p.batch_size,
+                                loop.steps_per_epoch, ctx.device)
+
+        def streamed(epoch: int, first: int):
+            for x, y in stream.epoch(epoch, first):  # no online monitor on streamed data
+                yield x, y if labels_too else None, None, None
+        streamed.close = stream.close
+        return streamed
+    images, labels = split.images.to(ctx.device), split.labels.to(ctx.device)
+
+    def in_memory(epoch: int, first: int):
+        order = epoch_order(len(images), ctx.cfg.seed, epoch).to(ctx.device)
+        for i in range(first, loop.steps_per_epoch):
+            index = batch_index(order, i, p.batch_size)
+            batch_labels = labels[index]  # the online probe's targets, labels_too or not
+            yield images[index], batch_labels if labels_too else None, index, batch_labels
+    return in_memory
+
+
+def _run_epoch(method, loop: _Loop, batches, ctx: Context) -> None:
     p = ctx.cfg.pretrain
     method.train()
     if hasattr(method, "on_epoch_start"):
         method.on_epoch_start(loop.epoch, p.epochs)
-    order = epoch_order(len(images), ctx.cfg.seed, loop.epoch).to(ctx.device)
     first = loop.step - loop.epoch * loop.steps_per_epoch  # > 0: resumed mid-epoch
     if first == 0 or loop.epoch_loss is None:  # mid-epoch, the sums come from the checkpoint
         loop.epoch_loss = torch.zeros((), device=ctx.device)
         loop.interval_loss, loop.interval = torch.zeros((), device=ctx.device), 0
     loop.clean = torch.zeros((), dtype=torch.long, device=ctx.device)
     tick = time.perf_counter()
-    for i in range(first, loop.steps_per_epoch):
-        index = _batch_index(order, i, p.batch_size)
-        loss, logs = _train_step(method, loop, images[index],
-                                 labels[index] if ctx.needs_labels else None, ctx)
-        if ctx.online is not None:
-            ctx.online.on_step(index, labels[index])
+    for i, (x, y, index, batch_labels) in zip(range(first, loop.steps_per_epoch),
+                                              batches(loop.epoch, first), strict=True):
+        loss, logs = _train_step(method, loop, x, y, ctx)
+        if ctx.online is not None and index is not None:
+            ctx.online.on_step(index, batch_labels)
         loop.epoch_loss += loss
         loop.interval_loss += loss
         loop.clean += torch.isfinite(loop.interval_loss)  # a NaN or inf sum stays non-finite
@@ -206,7 +224,7 @@ def _run_epoch(method, loop: _Loop, images, labels, ctx: Context) -> None:
 def _train_step(method, loop: _Loop, x, y, ctx: Context):
     lr = loop.lr_at(loop.step)
     set_lr(loop.optimizer, lr)
-    views = loop.augment(x)
+    views = loop.augment(x) if isinstance(x, torch.Tensor) else loop.augment.cropped(x)
     with autocast(ctx.device, ctx.dtype):
         loss, logs = (method if loop.model is None else loop.model)(views, y)
     loop.optimizer.zero_grad(set_to_none=True)

@@ -8,12 +8,13 @@ default ``~/.cache/sslbench``). Nothing is downloaded. Two layouts are understoo
 * ``root/<class>/<image>``: a fixed stratified split, 20% of each class held out for testing
   (a seeded shuffle per class: the same images every run).
 
-Images (``.jpg``, ``.png``, ``.bmp``, ``.webp``, ``.tif``, ...) are decoded with PIL inside a
-``DataLoader`` with worker processes, converted to RGB, their shorter side resized to ``SIZE``
-and centre-cropped to ``SIZE x SIZE`` (``SIZE`` = ``$SSLBENCH_IMAGEFOLDER_SIZE``, default 96), and
-then held in memory as uint8 like every other dataset, so augmentation runs batched on the
-device (``data.image_size`` can resize further). That takes ``N x 3 x SIZE^2`` bytes (ImageNet-100
-at 96 px: 3.5 GB). True streaming training, for folders larger than memory, is not built yet.
+The registered ``imagefolder`` streams (a :class:`~sslbench.StreamSplit`): only the file list
+is held; the engine decodes each image in DataLoader workers (``torchvision.io``), takes the
+random resized crops at decode time, ``SIZE x SIZE`` (``SIZE``: ``data.options.image_size``, else
+``$SSLBENCH_IMAGEFOLDER_SIZE``, default 96), and normalises with ImageNet's mean and std. With
+``data.options.memory=true`` the folder is instead decoded once with PIL (shorter side to
+``SIZE``, centre crop) and held in memory as uint8 like the small datasets, which is faster for
+a folder that fits (``N x 3 x SIZE^2`` bytes: ImageNet-100 at 96 px is 3.5 GB).
 
 The folder is not part of a run's config, so runs on two different folders share a run id:
 give each folder its own name by registering ``imagefolder_factory(root, size)`` under that
@@ -27,13 +28,45 @@ from pathlib import Path
 
 import torch
 
-from sslbench import DataError, DatasetSplits, Split, hookimpl
+from sslbench import DataError, DatasetSplits, Split, StreamSplit, StrictModel, hookimpl
 
 from ._common import channel_stats
+from ._sources import FileSource
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 96
 TEST_FRACTION = 0.2
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics every ImageNet recipe normalises with
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class FolderOptions(StrictModel):
+    """``data.options`` of the image-folder datasets."""
+
+    root: str | None = None  # the folder (default: see the dataset's docstring)
+    image_size: int | None = None  # crop side (default: the dataset's)
+    memory: bool = False  # decode once and hold in memory instead of streaming
+
+
+def stream_imagefolder(data_dir: Path, download: bool = False,
+                       options: FolderOptions | None = None) -> DatasetSplits:
+    """Any folder of images with one sub-folder per class, streamed (or held in memory)."""
+    options = options or FolderOptions()
+    root = Path(options.root or os.environ.get("SSLBENCH_IMAGEFOLDER")
+                or Path(data_dir) / "imagefolder")
+    size = options.image_size or int(os.environ.get("SSLBENCH_IMAGEFOLDER_SIZE") or DEFAULT_SIZE)
+    if options.memory:
+        return load_imagefolder(data_dir, download, root=root, image_size=size)
+    return streamed_splits(*find_images(root), size)
+
+
+def streamed_splits(classes, train, test, size: int) -> DatasetSplits:
+    """Streamed train and test splits of ``find_images``' lists."""
+    def split(files_labels):
+        files, labels = files_labels
+        return StreamSplit(FileSource(files), torch.tensor(labels, dtype=torch.long), size)
+    return DatasetSplits(train=split(train), test=split(test), num_classes=len(classes),
+                         mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 def load_imagefolder(data_dir: Path, download: bool = False, *, root: Path | None = None,
@@ -72,10 +105,13 @@ def scan(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def find_images(root: Path):
-    """(class names, (train files, labels), (test files, labels)) from either layout."""
+def find_images(root: Path, only: list[str] | None = None):
+    """(class names, (train files, labels), (test files, labels)) from either layout; with
+    ``only``, the split layout restricted to those classes, every one required in both."""
     if not root.is_dir():
         raise missing_folder(root, "does not exist")
+    if only is not None:
+        return _chosen_classes(root, only)
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if (root / "train").is_dir() and test_dir is not None:
         train, test = scan(root / "train"), scan(test_dir)
@@ -96,6 +132,21 @@ def find_images(root: Path):
     classes = sorted(per_class)
     train, test = stratified_split(per_class)
     return classes, labelled(train, classes), labelled(test, classes)
+
+
+def _chosen_classes(root: Path, only: list[str]):
+    per_split = []
+    for name in ("train", "val"):
+        if not (root / name).is_dir():
+            raise missing_folder(root, f"has no {name}/ folder")
+        found = {c: files for c, files in scan(root / name).items() if c in set(only)}
+        lacking = [c for c in only if c not in found]
+        if lacking:
+            raise DataError(f"image folder {root}: {name}/ lacks {len(lacking)} of the "
+                            f"{len(only)} classes, e.g. {', '.join(lacking[:3])}")
+        per_split.append(found)
+    classes = sorted(only)
+    return classes, labelled(per_split[0], classes), labelled(per_split[1], classes)
 
 
 def labelled(per_class: dict[str, list[Path]], classes: list[str]):
@@ -162,4 +213,4 @@ def decode_images(files: list[Path], size: int, workers: int | None = None) -> t
 
 @hookimpl
 def sslbench_register_datasets(register):
-    register("imagefolder", load_imagefolder, display="Image folder")
+    register("imagefolder", stream_imagefolder, display="Image folder", options=FolderOptions)

@@ -31,6 +31,7 @@ from sslbench.engine import distributed, pretrain
 from sslbench.engine.checkpoint import load_checkpoint
 from sslbench.engine.pretrain import Context
 from sslbench.errors import TrainingError, UsageError
+from sslbench.testing import TinyConvNet
 
 WORLD = 2
 GLOBAL_BATCH = 16
@@ -42,19 +43,6 @@ GRAD_RTOL = RTOL
 # samples against one sum over 16 differ by 1-2e-5 from summation order alone, which would
 # blur a 1e-5 check. The losses may still compute in float32 on the same gathered inputs.
 EXACT = torch.float64
-
-
-class TinyBackbone(nn.Module):
-    """Conv + global average pool: no batch-statistics layer, works at any crop size."""
-
-    feature_dim = 8
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, self.feature_dim, 3, padding=1)
-
-    def forward(self, x):
-        return torch.relu(self.conv(x)).mean(dim=(2, 3))
 
 
 def _without_batchnorm(module: nn.Module) -> nn.Module:
@@ -83,7 +71,7 @@ def build_tiny(plugins, name: str, dtype: torch.dtype = torch.float32) -> nn.Mod
     cls = plugins.catalog.get("methods", name)
     traits = MethodTraits.of(cls)
     config = _small_config(traits.config) if traits.config else None
-    return _without_batchnorm(traits.build(cls, TinyBackbone(), config, 4)).to(dtype)
+    return _without_batchnorm(traits.build(cls, TinyConvNet(8), config, 4)).to(dtype)
 
 
 def fixed_views(method_cls, dtype=torch.float32) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -74,7 +74,10 @@ def test_speed_suite_smoke(tmp_path):
     run = json.loads(out.read_text())
     figures = compare.ratios(run)
     steps = [name for name in figures if name.startswith("test_training_step")]
-    assert len(steps) == 2 and any(n.startswith("test_augmentation") for n in figures)
+    # the default methods: two-view SimSiam and SimCLR, and multi-crop SwAV
+    assert sorted(steps) == ["test_training_step[simclr]", "test_training_step[simsiam]",
+                             "test_training_step[swav]"]
+    assert any(n.startswith("test_augmentation") for n in figures)
     for name in steps:
         assert set(figures[name]) == {"efficiency", "vs_classic", "vs_original"}
     for name, values in figures.items():

@@ -34,13 +34,15 @@ IMAGENET_SIZE = 224
 # lr x 0.1 at epochs 60 and 80, batch 256.
 # ImageNet-100: solo-learn's scripts/linear/imagenet-100/*.yaml (commit 9187ea39), one device,
 # lr 0.3 as most of them (BYOL, DINO, MoCo v3, NNCLR, VICReg).
-# ImageNet: MoCo's protocol (He et al. 2020, §4.1, "Linear Classification Protocol": 100 epochs,
-# decay at 60 and 80, batch 256, wd 0), with lr 0.1 as solo-learn's scripts/linear/imagenet/
-# byol.yaml and SimCLR's 0.1 x batch / 256 (Chen et al. 2020, Appendix B.6); MoCo's own lr 30
-# suits MoCo's features only and is in MoCo v2's recipe.
+# ImageNet: MoCo's protocol (He et al. 2020, §4.1, "Linear Classification Protocol"; the
+# defaults of facebookresearch/moco main_lincls.py at 132aea9d: 100 epochs, decay at 60 and
+# 80, batch 256, wd 0), with lr 0.1 as solo-learn's scripts/linear/imagenet/byol.yaml and
+# SimCLR's 0.1 x batch / 256 (Chen et al. 2020, Appendix B.6): MoCo's own lr 30 suits MoCo's
+# features; solo-learn's MoCo v2+ (lr 3.0) and SimSiam's LARC probe are in their recipes.
+# (``step``'s default milestones, 60% and 80% of the run, are epochs 60 and 80 of 100, and its
+# gamma is 0.1: no options, so that a method or user switching to cosine inherits none)
 _LINEAR = {"epochs": 100, "batch_size": 256, "cached": False,
-           "schedule": {"name": "step", "warmup_epochs": 0.0,
-                        "options": {"milestones": [60, 80], "gamma": 0.1}}}
+           "schedule": {"name": "step", "warmup_epochs": 0.0}}
 IMAGENET100_RECIPE = {"eval": {"linear": {**_LINEAR, "optimizer": {
     "name": "sgd", "lr": 0.3, "weight_decay": 0.0, "momentum": 0.9}}}}
 IMAGENET_RECIPE = {"eval": {"linear": {**_LINEAR, "optimizer": {

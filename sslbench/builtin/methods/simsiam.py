@@ -76,13 +76,20 @@ class SimSiam(nn.Module):
         # batch 512, wd 1e-4, cosine decay without warm-up, 100 epochs: the authors' reference run
         # (facebookresearch/simsiam README at a7bc1772, "the last row of Table 1"; the longer
         # runs of Table 4 publish no other settings). Views: MoCo v2's (the method's default).
-        # Not expressed: the fixed predictor lr (--fix-pred-lr) and their LARS linear probe
-        # (batch 4096, lr 0.1 x 4096 / 256, 90 epochs); the dataset's probe is used
+        # Their linear probe (README's --lars; main_lincls.py defaults): 90 epochs, batch 4096,
+        # SGD lr 0.1 x batch / 256 wrapped in apex's LARC (trust 0.001, clip=False: larc in
+        # "scale" mode), no weight decay, cosine decay. Not expressed: the fixed predictor lr
         "imagenet": {
             "method": {"proj_dim": 2048, "pred_hidden_dim": 512},
             "pretrain": paper_pretrain(
                 {"name": "sgd", "lr": 0.05, "scale_lr_with_batch": True, "weight_decay": 1e-4,
                  "momentum": 0.9}, epochs=100, batch_size=512, warmup_epochs=0),
+            "eval": {"linear": {
+                "epochs": 90, "batch_size": 4096,
+                "optimizer": {"name": "larc", "lr": 0.1, "scale_lr_with_batch": True,
+                              "weight_decay": 0.0, "momentum": 0.9,
+                              "options": {"eta": 0.001, "mode": "scale"}},
+                "schedule": {"name": "cosine", "warmup_epochs": 0.0}}},
         },
     }
 

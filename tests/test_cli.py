@@ -85,7 +85,7 @@ def test_dry_run_prints_the_resolved_paper_recipe():
     # bad optimizer / schedule options are usage errors at resolve time, even in --dry-run
     (["run", "simclr", "resnet18", "digits", "--dry-run", "--set", "pretrain.optimizer.name=lars",
       "--set", "pretrain.optimizer.options.bogus=1"], 2,
-     "optimizer 'lars': unknown option 'bogus' (allowed: eta, exclude_bias_and_norm)"),
+     "optimizer 'lars': unknown option 'bogus' (allowed: clip_lr, eta, exclude_bias_and_norm)"),
     (["run", "simclr", "resnet18", "digits", "--dry-run", "--set", "pretrain.schedule.name=step",
       "--set", "pretrain.schedule.options.gama=0.1"], 2, "schedule 'step': unknown option 'gama'"),
     # a backbone option's value is checked before any data loads (built once on the meta device)

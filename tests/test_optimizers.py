@@ -76,6 +76,26 @@ def test_lars_lr_zero_never_moves_a_weight_even_with_momentum(plugins):
     assert values(p["w"]) == after_first
 
 
+def test_lars_clip_lr_caps_the_layer_rate_at_the_global_lr(plugins):
+    """solo-learn's ``clip_lr``: the layer's rate is min(lr, trust ratio), not lr * ratio."""
+    opt, p = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=0.1, momentum=0.0, weight_decay=0.0,
+                  options={"eta": 0.02, "clip_lr": True, **EVERY})
+    step(opt, p, {"w": [0.3, 0.4]})
+    # trust = 0.02 * 5 / 0.5 = 0.2; 0.2 / lr = 2 clipped to 1: a plain SGD step of lr 0.1
+    assert values(p["w"]) == pytest.approx([3 - 0.03, 4 - 0.04])
+    unclipped, q = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=0.1, momentum=0.0,
+                        weight_decay=0.0, options={"eta": 0.02, **EVERY})
+    step(unclipped, q, {"w": [0.3, 0.4]})
+    assert values(q["w"]) == pytest.approx([3 - 0.006, 4 - 0.008])  # 0.1 * 0.2 * g
+
+
+def test_lars_clip_lr_leaves_a_ratio_under_one_alone(plugins):
+    opt, p = make(plugins, "lars", {"w": [3.0, 4.0]}, lr=1.0, momentum=0.0, weight_decay=0.0,
+                  options={"eta": 0.02, "clip_lr": True, **EVERY})
+    step(opt, p, {"w": [0.3, 0.4]})
+    assert values(p["w"]) == pytest.approx([3 - 0.06, 4 - 0.08])  # trust 0.2 / lr 1 < 1
+
+
 def test_lars_excludes_biases_and_norm_parameters_by_default(plugins):
     """As BYOL's, Barlow Twins' and solo-learn's LARS: no decay, no trust ratio for them."""
     weights = {"fc.weight": [[3.0, 0.0], [0.0, 4.0]], "fc.bias": [1.0, 1.0],
@@ -199,7 +219,8 @@ def optimization(plugins, opt: OptimizerConfig, schedule=None) -> Optimization:
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
-    ("lars", {"bogus": 1}, "unknown option 'bogus' (allowed: eta, exclude_bias_and_norm)"),
+    ("lars", {"bogus": 1},
+     "unknown option 'bogus' (allowed: clip_lr, eta, exclude_bias_and_norm)"),
     ("lars_simclr", {"eta": "big"}, "option 'eta' must be a number, got 'big'"),
     ("lars", {"eta": 0}, "option 'eta' must be > 0, got 0.0"),
     ("larc", {"mode": "clamp"}, "option 'mode' must be one of clip, scale, got 'clamp'"),
@@ -225,7 +246,7 @@ def test_bad_option_through_the_cli_exits_2_with_one_line(tiny):
         "--set", "pretrain.optimizer.name=lars", "--set", "pretrain.optimizer.options.bogus=1"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert lines == ["error: optimizer 'lars': unknown option 'bogus' (allowed: eta, "
+    assert lines == ["error: optimizer 'lars': unknown option 'bogus' (allowed: clip_lr, eta, "
                      "exclude_bias_and_norm)"]
 
 

@@ -28,6 +28,25 @@ from ._sources import index_shards
 from .imagefolder import IMAGENET_MEAN, IMAGENET_STD, FolderOptions, find_images, streamed_splits
 
 IMAGENET_SIZE = 224
+# Linear evaluation, shared by every method (one whose source probes otherwise sets its own lr
+# in its recipe). Both protocols train on random resized crops + flips of the training images
+# every epoch, so the probe is not cached; SGD with momentum 0.9, no weight decay, 100 epochs,
+# lr x 0.1 at epochs 60 and 80, batch 256.
+# ImageNet-100: solo-learn's scripts/linear/imagenet-100/*.yaml (commit 9187ea39), one device,
+# lr 0.3 as most of them (BYOL, DINO, MoCo v3, NNCLR, VICReg).
+# ImageNet: MoCo's protocol (He et al. 2020, §4.1, "Linear Classification Protocol"; the
+# defaults of facebookresearch/moco main_lincls.py at 132aea9d: 100 epochs, decay at 60 and
+# 80, batch 256, wd 0), with lr 0.1 as solo-learn's scripts/linear/imagenet/byol.yaml and
+# SimCLR's 0.1 x batch / 256 (Chen et al. 2020, Appendix B.6): MoCo's own lr 30 suits MoCo's
+# features; solo-learn's MoCo v2+ (lr 3.0) and SimSiam's LARC probe are in their recipes.
+# (``step``'s default milestones, 60% and 80% of the run, are epochs 60 and 80 of 100, and its
+# gamma is 0.1: no options, so that a method or user switching to cosine inherits none)
+_LINEAR = {"epochs": 100, "batch_size": 256, "cached": False,
+           "schedule": {"name": "step", "warmup_epochs": 0.0}}
+IMAGENET100_RECIPE = {"eval": {"linear": {**_LINEAR, "optimizer": {
+    "name": "sgd", "lr": 0.3, "weight_decay": 0.0, "momentum": 0.9}}}}
+IMAGENET_RECIPE = {"eval": {"linear": {**_LINEAR, "optimizer": {
+    "name": "sgd", "lr": 0.1, "weight_decay": 0.0, "momentum": 0.9}}}}
 CLASS_LIST = Path(__file__).with_name("imagenet100.txt")
 
 
@@ -82,6 +101,8 @@ def load_shards(data_dir: Path, download: bool = False,
 
 @hookimpl
 def sslbench_register_datasets(register):
-    register("imagenet", load_imagenet, display="ImageNet", options=FolderOptions)
-    register("imagenet100", load_imagenet100, display="ImageNet-100", options=FolderOptions)
+    register("imagenet", load_imagenet, display="ImageNet", options=FolderOptions,
+             recipe=IMAGENET_RECIPE)
+    register("imagenet100", load_imagenet100, display="ImageNet-100", options=FolderOptions,
+             recipe=IMAGENET100_RECIPE)
     register("shards", load_shards, display="Tar shards", options=FolderOptions)

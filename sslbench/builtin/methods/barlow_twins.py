@@ -19,6 +19,8 @@ from torch import nn
 
 from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
+from ._recipes import ASYMMETRIC, solo_imagenet100, solo_optimizer, solo_pretrain
+
 
 def standardise(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Each dimension to zero mean, unit (biased) variance over the batch, as BatchNorm does."""
@@ -75,6 +77,26 @@ class BarlowTwins(nn.Module):
                 "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
                              "final_lr": 0.0},
             },
+        },
+        # solo-learn scripts/pretrain/imagenet-100/barlow.yaml (see _recipes.py): ResNet-18,
+        # projector 2048 -> 2048, lambda 0.0051 (solo-learn's default), LARS lr 0.3 at batch 256,
+        # wd 1e-4, asymmetric views; linear probe lr 0.1 (scripts/linear/imagenet-100/
+        # barlow.yaml). Not expressed: its scale_loss 0.1 (the loss x 0.1; sslbench's Barlow
+        # Twins has no such factor, and LARS with clip_lr is not blind to it)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.3, 1e-4), ASYMMETRIC, linear_lr=0.1,
+            method={"proj_hidden_dim": 2048, "proj_dim": 2048, "lambd": 0.0051}),
+        # solo-learn scripts/pretrain/imagenet/barlow.yaml: ResNet-50, 100 epochs, batch 64 on 4
+        # devices (256), lr 0.8 at batch 256, wd 1.5e-6, LARS eta 0.001 without clip_lr,
+        # projector 4096 -> 4096, lambda 0.0051 (scale_loss 0.048 not expressed); linear probe
+        # scripts/linear/imagenet/barlow.yaml: lr 0.3, wd 1e-5
+        "imagenet": {
+            "method": {"proj_hidden_dim": 4096, "proj_dim": 4096, "lambd": 0.0051},
+            "pretrain": solo_pretrain(
+                solo_optimizer("lars", 0.8, 1.5e-6, eta=0.001, clip_lr=False), ASYMMETRIC,
+                epochs=100, batch_size=256),
+            "eval": {"linear": {"optimizer": {"name": "sgd", "lr": 0.3, "weight_decay": 1e-5,
+                                              "momentum": 0.9}}},
         },
     }
 

@@ -26,6 +26,8 @@ from sslbench import (
     mlp,
 )
 
+from ._recipes import ASYMMETRIC, solo_imagenet100, solo_optimizer, solo_pretrain
+
 
 @fp32_loss
 def regression_loss(q: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -79,6 +81,26 @@ class BYOL(nn.Module):
                 "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
                              "final_lr": 0.0},
             },
+        },
+        # solo-learn scripts/pretrain/imagenet-100/byol.yaml (see _recipes.py): ResNet-18,
+        # projector 4096 -> 256, predictor 8192, tau 0.99 -> 1, LARS lr 0.5 at batch 256, wd 1e-6,
+        # asymmetric views; linear probe lr 0.3 (scripts/linear/imagenet-100/byol.yaml)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.5, 1e-6), ASYMMETRIC, linear_lr=0.3,
+            method={"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 8192,
+                    "base_momentum": 0.99, "final_momentum": 1.0}),
+        # solo-learn scripts/pretrain/imagenet/byol.yaml: ResNet-50, 100 epochs, batch 64 on 2
+        # devices with 16 accumulated steps, i.e. 2048 images per step, lr 0.45 x 2048 / 256 (solo
+        # scales by devices and by accumulation), warm-up from 3e-5 x 16; LARS eta 0.001 without
+        # clip_lr, wd 1e-6, predictor 4096. One 2048-image batch here, so batch norm sees 2048
+        # images where solo-learn's saw 64; the linear probe is the dataset's (lr 0.1, as
+        # scripts/linear/imagenet/byol.yaml)
+        "imagenet": {
+            "method": {"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 4096,
+                       "base_momentum": 0.99, "final_momentum": 1.0},
+            "pretrain": solo_pretrain(
+                solo_optimizer("lars", 0.45, 1e-6, eta=0.001, clip_lr=False), ASYMMETRIC,
+                epochs=100, batch_size=2048, warmup_lr=3e-5 * 16),
         },
     }
 

@@ -34,6 +34,8 @@ from sslbench import (
     hookimpl,
 )
 
+from ._recipes import SYMMETRIC_WEAK, solo_imagenet100, solo_optimizer, solo_pretrain
+
 
 @fp32_loss
 def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
@@ -84,6 +86,27 @@ class MoCoV2(nn.Module):
             },
             "eval": {"linear": {"epochs": 100, "batch_size": 256,
                                 "optimizer": {"name": "sgd", "lr": 30.0, "weight_decay": 0.0,
+                                              "momentum": 0.9}}},
+        },
+        # solo-learn scripts/pretrain/imagenet-100/mocov2plus.yaml (see _recipes.py): ResNet-18,
+        # projector 2048 -> 256, queue 65536, temperature 0.2, SGD lr 0.3 at batch 256, wd 1e-4,
+        # symmetric_weak views, both views as queries (solo-learn's MoCo v2+ loss is
+        # symmetric); linear probe lr 3.0 (scripts/linear/imagenet-100/mocov2plus.yaml). Not
+        # expressed: solo-learn raises tau from 0.99 to 0.999 on a cosine; sslbench's MoCo v2
+        # keeps one momentum, here the starting 0.99
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("sgd", 0.3, 1e-4), SYMMETRIC_WEAK, linear_lr=3.0,
+            method={"proj_hidden_dim": 2048, "proj_dim": 256, "queue_size": 65536,
+                    "temperature": 0.2, "momentum": 0.99, "symmetric": True}),
+        # solo-learn scripts/pretrain/imagenet/mocov2plus.yaml: ResNet-50, 400 epochs, batch 64
+        # on 2 devices (128), lr 0.3 x 128 / 256, wd 3e-5, the same heads and views; linear
+        # probe lr 3.0 (scripts/linear/imagenet/mocov2plus.yaml)
+        "imagenet": {
+            "method": {"proj_hidden_dim": 2048, "proj_dim": 256, "queue_size": 65536,
+                       "temperature": 0.2, "momentum": 0.99, "symmetric": True},
+            "pretrain": solo_pretrain(solo_optimizer("sgd", 0.3, 3e-5), SYMMETRIC_WEAK,
+                                      epochs=400, batch_size=128),
+            "eval": {"linear": {"optimizer": {"name": "sgd", "lr": 3.0, "weight_decay": 0.0,
                                               "momentum": 0.9}}},
         },
     }

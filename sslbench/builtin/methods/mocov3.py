@@ -36,6 +36,8 @@ from sslbench import (
     rank,
 )
 
+from ._recipes import ASYMMETRIC, paper_pretrain, solo_imagenet100, solo_optimizer
+
 
 @fp32_loss
 def contrastive_loss(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
@@ -89,14 +91,29 @@ class MoCoV3(nn.Module):
                              "final_lr": 0.0},
             },
         },
-        "imagenet100": {  # the paper's ViT recipe (use with vit_small)
-            "pretrain": {
-                "epochs": 300, "batch_size": 1024,
-                "optimizer": {"name": "adamw", "lr": 1.5e-4, "scale_lr_with_batch": True,
-                              "weight_decay": 0.1, "momentum": 0.9},
-                "schedule": {"name": "cosine", "warmup_epochs": 40, "warmup_lr": 0.0,
-                             "final_lr": 0.0},
-            },
+        # solo-learn scripts/pretrain/imagenet-100/mocov3.yaml (see _recipes.py): ResNet-18,
+        # projector 4096 -> 256, predictor 4096, temperature 0.2, tau 0.99 -> 1, LARS lr 0.3 at
+        # batch 256, wd 1e-6, asymmetric views; linear probe lr 0.3 (the dataset's, as
+        # scripts/linear/imagenet-100/mocov3.yaml). (Its ViT file, mocov3_vit.yaml, would need
+        # a method x backbone recipe; the paper's ViT settings are in the module docstring.)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.3, 1e-6), ASYMMETRIC, linear_lr=0.3,
+            method={"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 4096,
+                    "temperature": 0.2, "base_momentum": 0.99, "final_momentum": 1.0}),
+        # the paper (Chen, Xie & He 2021), ResNet-50, its longest run (1000 epochs, 74.6%) as the
+        # authors' CONFIG.md gives it (facebookresearch/moco-v3 at c349e6e2): batch 4096, LARS
+        # lr 0.3 x batch / 256, wd 1.5e-6, momentum 0.996 -> 1 on a cosine, crops from 0.2 of the
+        # image; main_moco.py's defaults for the rest: temperature 1.0, heads 4096 -> 256, 10
+        # warm-up epochs then cosine. Their LARS puts the decayed gradient's norm in the ratio
+        # and skips 1-d parameters: lars_simclr
+        "imagenet": {
+            "method": {"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 4096,
+                       "temperature": 1.0, "base_momentum": 0.996, "final_momentum": 1.0},
+            "pretrain": paper_pretrain(
+                {"name": "lars_simclr", "lr": 0.3, "scale_lr_with_batch": True,
+                 "weight_decay": 1.5e-6, "momentum": 0.9},
+                epochs=1000, batch_size=4096,
+                views=[{**view, "scale": (0.2, 1.0)} for view in ASYMMETRIC]),
         },
     }
 

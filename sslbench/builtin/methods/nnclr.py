@@ -21,6 +21,8 @@ from torch import nn
 
 from sslbench import RingBuffer, StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
+from ._recipes import ASYMMETRIC, paper_pretrain, solo_imagenet100, solo_optimizer
+
 
 @fp32_loss
 @torch.no_grad()
@@ -78,6 +80,25 @@ class NNCLR(nn.Module):
                 "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
                              "final_lr": 0.0},
             },
+        },
+        # solo-learn scripts/pretrain/imagenet-100/nnclr.yaml (see _recipes.py): ResNet-18,
+        # projector 2048 -> 256, predictor 4096, temperature 0.2, support set (queue) 65536,
+        # LARS lr 0.4 at batch 256, wd 1e-5, asymmetric views; linear probe lr 0.3 (the
+        # dataset's, as scripts/linear/imagenet-100/nnclr.yaml)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.4, 1e-5), ASYMMETRIC, linear_lr=0.3,
+            method={"proj_hidden_dim": 2048, "proj_dim": 256, "pred_hidden_dim": 4096,
+                    "temperature": 0.2, "support_size": 65536}),
+        # the paper (Dwibedi et al. 2021), ResNet-50, §4 "Implementation details" (no code was
+        # released): LARS lr 4.8 at batch 4096 (0.3 x batch / 256), wd 1e-6, 10 warm-up
+        # epochs then cosine, 1000 epochs, temperature 0.1, support set 98,304, BYOL's views
+        # (the method's defaults); biases and BN excluded from LARS as in BYOL's code
+        "imagenet": {
+            "method": {"proj_hidden_dim": 2048, "proj_dim": 256, "pred_hidden_dim": 4096,
+                       "temperature": 0.1, "support_size": 98304},
+            "pretrain": paper_pretrain(
+                {"name": "lars", "lr": 0.3, "scale_lr_with_batch": True, "weight_decay": 1e-6,
+                 "momentum": 0.9}, epochs=1000, batch_size=4096),
         },
     }
 

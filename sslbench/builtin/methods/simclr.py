@@ -14,6 +14,8 @@ from torch import nn
 
 from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
+from ._recipes import SYMMETRIC, paper_pretrain, solo_imagenet100, solo_optimizer
+
 
 @fp32_loss
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -63,6 +65,28 @@ class SimCLR(nn.Module):
                 "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
                              "final_lr": 0.0},
             },
+        },
+        # solo-learn scripts/pretrain/imagenet-100/simclr.yaml (see _recipes.py for the commit and
+        # what every such file shares): ResNet-18, projector 4096 -> 512, temperature 0.2, LARS
+        # lr 0.3 at batch 256, wd 1e-4, symmetric views; linear probe lr 1.0
+        # (scripts/linear/imagenet-100/simclr.yaml)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.3, 1e-4), SYMMETRIC, linear_lr=1.0,
+            method={"proj_hidden_dim": 4096, "proj_dim": 512, "temperature": 0.2}),
+        # the paper (Chen et al. 2020), ResNet-50: §2.3's default setting (LARS lr 0.3 x batch/256,
+        # i.e. 4.8 at batch 4096, wd 1e-6, 10 warm-up epochs then cosine), §6's 1000 epochs (the
+        # schedule of its headline 69.3% linear accuracy, Table 6), Appendix A's colour
+        # distortion of strength 1 (jitter 0.8, 0.8, 0.8, 0.2) and blur p 0.5, projector 2048 ->
+        # 128; temperature 0.1 as the authors' ImageNet command (google-research/simclr README at
+        # 383d4143). Biases and BN excluded from LARS as in their code (lars_simclr).
+        "imagenet": {
+            "method": {"proj_hidden_dim": 2048, "proj_dim": 128, "temperature": 0.1},
+            "pretrain": paper_pretrain(
+                {"name": "lars_simclr", "lr": 0.3, "scale_lr_with_batch": True,
+                 "weight_decay": 1e-6, "momentum": 0.9},
+                epochs=1000, batch_size=4096,
+                views=[SIMCLR_VIEW.model_copy(update={"jitter": (0.8, 0.8, 0.8, 0.2)})
+                       .model_dump()]),
         },
     }
 

@@ -15,6 +15,8 @@ from torch import nn
 
 from sslbench import StrictModel, ViewSpec, fp32_loss, hookimpl, mlp
 
+from ._recipes import ASYMMETRIC, paper_pretrain, solo_imagenet100, solo_optimizer
+
 
 @fp32_loss
 def negative_cosine(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -61,6 +63,33 @@ class SimSiam(nn.Module):
             "eval": {"linear": {"epochs": 100, "batch_size": 256,
                                 "optimizer": {"name": "sgd", "lr": 30.0, "weight_decay": 0.0,
                                               "momentum": 0.9}}},
+        },
+        # solo-learn scripts/pretrain/imagenet-100/simsiam.yaml (see _recipes.py): ResNet-18,
+        # projector 2048 -> 2048, predictor 512, SGD lr 0.5 at batch 256, wd 1e-5, asymmetric
+        # views (its defaults list; the file's stray augmentations_cfg key is unused); linear
+        # probe lr 30 (scripts/linear/imagenet-100/simsiam.yaml). Not expressed: solo-learn's
+        # predictor keeps a constant lr (static_lr), as the paper's --fix-pred-lr
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("sgd", 0.5, 1e-5), ASYMMETRIC, linear_lr=30.0,
+            method={"proj_dim": 2048, "pred_hidden_dim": 512}),
+        # the paper (Chen & He 2021), ResNet-50, §3 "Baseline settings": SGD lr 0.05 x batch/256 at
+        # batch 512, wd 1e-4, cosine decay without warm-up, 100 epochs: the authors' reference run
+        # (facebookresearch/simsiam README at a7bc1772, "the last row of Table 1"; the longer
+        # runs of Table 4 publish no other settings). Views: MoCo v2's (the method's default).
+        # Their linear probe (README's --lars; main_lincls.py defaults): 90 epochs, batch 4096,
+        # SGD lr 0.1 x batch / 256 wrapped in apex's LARC (trust 0.001, clip=False: larc in
+        # "scale" mode), no weight decay, cosine decay. Not expressed: the fixed predictor lr
+        "imagenet": {
+            "method": {"proj_dim": 2048, "pred_hidden_dim": 512},
+            "pretrain": paper_pretrain(
+                {"name": "sgd", "lr": 0.05, "scale_lr_with_batch": True, "weight_decay": 1e-4,
+                 "momentum": 0.9}, epochs=100, batch_size=512, warmup_epochs=0),
+            "eval": {"linear": {
+                "epochs": 90, "batch_size": 4096,
+                "optimizer": {"name": "larc", "lr": 0.1, "scale_lr_with_batch": True,
+                              "weight_decay": 0.0, "momentum": 0.9,
+                              "options": {"eta": 0.001, "mode": "scale"}},
+                "schedule": {"name": "cosine", "warmup_epochs": 0.0}}},
         },
     }
 

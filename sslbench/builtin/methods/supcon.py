@@ -21,6 +21,8 @@ from torch import nn
 
 from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
+from ._recipes import SYMMETRIC, solo_imagenet100, solo_optimizer
+
 
 def positive_mask(labels: torch.Tensor) -> torch.Tensor:
     """``P[i, j]``: j != i and j has the label of i (``labels`` ``[M]`` -> bool ``[M, M]``)."""
@@ -76,6 +78,14 @@ class SupCon(nn.Module):
                                 "optimizer": {"name": "sgd", "lr": 5.0, "weight_decay": 0.0,
                                               "momentum": 0.9}}},
         },
+        # solo-learn scripts/pretrain/imagenet-100/supcon.yaml (see _recipes.py): ResNet-18,
+        # projector 2048 -> 512, temperature 0.2 (solo-learn's loss has no base temperature:
+        # base_temperature = temperature leaves it unscaled), SGD lr 0.5 at batch 256, wd 1e-5,
+        # symmetric views. solo-learn publishes no SupCon linear config: the dataset's probe
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("sgd", 0.5, 1e-5), SYMMETRIC,
+            method={"proj_hidden_dim": 2048, "proj_dim": 512, "temperature": 0.2,
+                    "base_temperature": 0.2}),
     }
 
     def __init__(self, backbone: nn.Module, cfg: SupConConfig) -> None:

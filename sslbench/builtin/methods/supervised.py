@@ -26,6 +26,19 @@ class Supervised(nn.Module):
     needs_labels = True
     needs_num_classes = True  # its classifier's width
     views = [ViewSpec(count=1, scale=(0.35, 1.0), jitter_p=0.0, grayscale_p=0.0)]
+    recipes = {
+        # He et al. 2016, §3.4 (SGD, batch 256, lr 0.1 divided by 10 as the error plateaus, wd
+        # 1e-4, momentum 0.9), on the epoch schedule of torchvision's reference script
+        # (references/classification/train.py defaults: 90 epochs, x 0.1 every 30, 8 GPUs x 32)
+        # with its RandomResizedCrop(224) + flip; the paper's colour (PCA) noise is not used.
+        # ImageNet-100 has no published supervised recipe in solo-learn: none here
+        "imagenet": {"pretrain": {
+            "epochs": 90, "batch_size": 256,
+            "views": [{"count": 1, "scale": (0.08, 1.0), "jitter_p": 0.0, "grayscale_p": 0.0}],
+            "optimizer": {"name": "sgd", "lr": 0.1, "weight_decay": 1e-4, "momentum": 0.9},
+            "schedule": {"name": "step", "warmup_epochs": 0.0,
+                         "options": {"milestones": [30, 60], "gamma": 0.1}}}},
+    }
 
     def __init__(self, backbone: nn.Module, cfg: SupervisedConfig, num_classes: int) -> None:
         super().__init__()

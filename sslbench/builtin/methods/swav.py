@@ -20,6 +20,8 @@ from torch import nn
 
 from sslbench import RingBuffer, StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp, rank
 
+from ._recipes import SYMMETRIC, paper_pretrain, solo_imagenet100, solo_optimizer
+
 
 @fp32_loss
 @torch.no_grad()
@@ -105,6 +107,32 @@ class SwAV(nn.Module):
                 "schedule": {"name": "cosine", "warmup_epochs": 10, "warmup_lr": 0.0,
                              "final_lr": 0.0},
             },
+        },
+        # solo-learn scripts/pretrain/imagenet-100/swav.yaml (see _recipes.py): ResNet-18, two
+        # symmetric 224 px views (no multi-crop), projector 2048 -> 128, 3000 prototypes frozen
+        # for 2 epochs, temperature 0.1, queue 3840 from epoch 50, Sinkhorn eps 0.05 x 3
+        # (solo-learn's defaults), LARS lr 0.6 at batch 256, wd 1e-6; linear probe lr 0.15
+        # (scripts/linear/imagenet-100/swav.yaml)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.6, 1e-6), SYMMETRIC, linear_lr=0.15,
+            method={"proj_hidden_dim": 2048, "proj_dim": 128, "num_prototypes": 3000,
+                    "temperature": 0.1, "queue_length": 3840, "queue_start_epoch": 50,
+                    "freeze_prototypes_epochs": 2, "sinkhorn_eps": 0.05,
+                    "sinkhorn_iterations": 3}),
+        # the paper (Caron et al. 2020), ResNet-50, its headline 800-epoch run (75.3%, Table 1),
+        # as facebookresearch/swav scripts/swav_800ep_pretrain.sh (06b1b7cb) runs it: 64 GPUs x 64
+        # = batch 4096, multi-crop 2 x 224 (scale 0.14-1) + 6 x 96 (0.05-0.14) (the method's
+        # default views), LARC (eta 0.001, clip=False: sslbench's larc in "scale" mode) over SGD,
+        # base lr 4.8 = 0.3 x 4096 / 256, final lr 0.0048, 10 warm-up epochs from 0.3, wd 1e-6,
+        # 3000 prototypes frozen for 313 iterations (one epoch at this batch), no queue
+        "imagenet": {
+            "method": {"proj_hidden_dim": 2048, "proj_dim": 128, "num_prototypes": 3000,
+                       "temperature": 0.1, "queue_length": 0, "freeze_prototypes_epochs": 1,
+                       "sinkhorn_eps": 0.05, "sinkhorn_iterations": 3},
+            "pretrain": paper_pretrain(
+                {"name": "larc", "lr": 0.3, "scale_lr_with_batch": True, "weight_decay": 1e-6,
+                 "momentum": 0.9, "options": {"eta": 0.001, "mode": "scale"}},
+                epochs=800, batch_size=4096, warmup_lr=0.3, final_lr=0.0048),
         },
     }
 

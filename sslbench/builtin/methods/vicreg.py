@@ -28,6 +28,8 @@ from torch import nn
 
 from sslbench import StrictModel, ViewSpec, fp32_loss, gather, hookimpl, mlp
 
+from ._recipes import VICREG, paper_pretrain, solo_imagenet100, solo_optimizer
+
 
 def invariance(z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
     """``s(Z, Z') = 1/N sum_i ||z_i - z'_i||^2``, as the paper's code: the mean over N x D."""
@@ -93,7 +95,31 @@ class VICReg(nn.Module):
 
     Config = VICRegConfig
     views = VIEWS
-    recipes = {"digits": CPU_RECIPE, "fashion-mnist": {"method": {"expander_dim": 512}}}
+    recipes = {
+        "digits": CPU_RECIPE, "fashion-mnist": {"method": {"expander_dim": 512}},
+        # solo-learn scripts/pretrain/imagenet-100/vicreg.yaml (see _recipes.py): ResNet-18,
+        # expander 2048 -> 2048 (sslbench's expander is one width), weights 25 / 25 / 1, LARS
+        # lr 0.3 at batch 256, wd 1e-4, its own views (crop scale 0.2-1, blur p 0.5, solarize
+        # p 0.1 on both); linear probe lr 0.3 (the dataset's, as
+        # scripts/linear/imagenet-100/vicreg.yaml)
+        "imagenet100": solo_imagenet100(
+            solo_optimizer("lars", 0.3, 1e-4), VICREG, linear_lr=0.3,
+            method={"expander_dim": 2048, "invariance_weight": 25.0, "variance_weight": 25.0,
+                    "covariance_weight": 1.0}),
+        # the paper (Bardes et al. 2022), ResNet-50, its 1000-epoch run (Table 1) as the authors'
+        # command (facebookresearch/vicreg README at 4e12602f: batch 2048, base lr 0.2 x batch /
+        # 256, wd 1e-6; main_vicreg.py: 10 warm-up epochs from 0, cosine to 0.001 x the peak lr,
+        # i.e. 0.0016 here, LARS eta 0.001 with the update's norm in the ratio and biases and
+        # norms excluded: lars_simclr), expander 3 x 8192, BYOL's views (the method's default)
+        "imagenet": {
+            "method": {"expander_dim": 8192, "invariance_weight": 25.0, "variance_weight": 25.0,
+                       "covariance_weight": 1.0},
+            "pretrain": paper_pretrain(
+                {"name": "lars_simclr", "lr": 0.2, "scale_lr_with_batch": True,
+                 "weight_decay": 1e-6, "momentum": 0.9},
+                epochs=1000, batch_size=2048, final_lr=0.2 * 2048 / 256 * 0.001),
+        },
+    }
 
     def __init__(self, backbone: nn.Module, cfg: VICRegConfig) -> None:
         super().__init__()

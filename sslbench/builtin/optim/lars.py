@@ -18,9 +18,12 @@ LARS (``exclude_bias_n_norm``) do. Adapting a bias by ``||b|| / ||g||`` stalls i
 decaying a norm's scale fights the normalisation.
 
 ``options``: ``eta`` (0.001), ``exclude_bias_and_norm`` (true; false adapts and decays every
-parameter, as sslbench 0.2 did). Parameter groups may also set ``adapt=False``
-(plain momentum SGD for that group) and ``simclr_norm=True`` (the ratio's denominator is
-``||g + wd * w||``, as SimCLR's implementation computes it: ``lars_simclr``).
+parameter, as sslbench 0.2 did) and ``clip_lr`` (false; true gives each layer the rate
+``min(lr, trust_ratio)`` instead of ``lr * trust_ratio``, the ratio becoming
+``min(trust_ratio / lr, 1)``: the ``clip_lr`` of solo-learn's LARS, which its ImageNet-100
+recipes use with eta 0.02). Parameter groups may also set ``adapt=False`` (plain momentum SGD
+for that group) and ``simclr_norm=True`` (the ratio's denominator is ``||g + wd * w||``, as
+SimCLR's implementation computes it: ``lars_simclr``).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from sslbench import OptimizerConfig, hookimpl
 
 from ._options import positive, read_options
 
-DEFAULTS = {"eta": 0.001, "exclude_bias_and_norm": True}
+DEFAULTS = {"eta": 0.001, "exclude_bias_and_norm": True, "clip_lr": False}
 
 
 def excluded(name: str, param: torch.Tensor) -> bool:
@@ -66,7 +69,11 @@ def lars_direction(weight: torch.Tensor, grad: torch.Tensor, group: dict) -> tor
         return decayed
     w_norm = weight.norm()
     denominator = decayed.norm() if group["simclr_norm"] else grad.norm() + wd * w_norm
-    return decayed * trust_ratio(w_norm, denominator, group["eta"])
+    ratio = trust_ratio(w_norm, denominator, group["eta"])
+    if group.get("clip_lr", False):  # .get: groups restored from checkpoints before the option
+        # lr 0 (a warm-up's first step) gives inf, clamped to 1: the step is 0 anyway
+        ratio = torch.clamp(ratio / group["lr"], max=1.0)
+    return decayed * ratio
 
 
 class LARS(torch.optim.Optimizer):
@@ -74,9 +81,10 @@ class LARS(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
                  eta: float = 0.001, nesterov: bool = False, adapt: bool = True,
-                 simclr_norm: bool = False) -> None:
+                 simclr_norm: bool = False, clip_lr: bool = False) -> None:
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "eta": eta,
-                    "nesterov": nesterov, "adapt": adapt, "simclr_norm": simclr_norm}
+                    "nesterov": nesterov, "adapt": adapt, "simclr_norm": simclr_norm,
+                    "clip_lr": clip_lr}
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -106,13 +114,13 @@ class LARS(torch.optim.Optimizer):
 
 def lars(named_params, cfg: OptimizerConfig) -> torch.optim.Optimizer:
     """LARS (You et al. 2017): layer-wise trust ratio, momentum, weight decay; biases and norms
-    excluded (options: eta, exclude_bias_and_norm)."""
+    excluded (options: eta, exclude_bias_and_norm, clip_lr)."""
     options = read_options(cfg.options, DEFAULTS)
     positive(options, "eta")
     params = (exclusion_groups(named_params, cfg.weight_decay)
               if options["exclude_bias_and_norm"] else [p for _, p in named_params])
     return LARS(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                eta=options["eta"], nesterov=cfg.nesterov)
+                eta=options["eta"], nesterov=cfg.nesterov, clip_lr=options["clip_lr"])
 
 
 @hookimpl

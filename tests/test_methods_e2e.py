@@ -61,8 +61,11 @@ def test_every_method_runs_end_to_end_on_digits(name, tiny, tmp_path):
 @pytest.mark.parametrize("name", METHODS)
 def test_every_recipe_is_a_valid_config(name):
     method_cls = CATALOG.get("methods", name)
-    for dataset, recipe in MethodTraits.of(method_cls).recipes.items():
-        raw = deep_merge({"method": {"name": name}, "backbone": {"name": "resnet18"},
+    for key, recipe in MethodTraits.of(method_cls).recipes.items():
+        dataset, _, backbone = key.partition("/")
+        assert dataset == "*" or dataset in CATALOG.names("datasets"), key
+        assert not backbone or backbone in CATALOG.names("backbones"), key
+        raw = deep_merge({"method": {"name": name}, "backbone": {"name": backbone or "resnet18"},
                           "data": {"name": dataset}}, recipe)
         cfg = RunConfig.model_validate(raw)
         if getattr(method_cls, "Config", None) is not None:

@@ -42,6 +42,28 @@ def test_method_recipe_beats_backbone_recipe_and_user_beats_both(plugins):
     assert mine.backbone.model_extra == {"width": 1} and mine.pretrain.epochs == 3
 
 
+def test_a_dataset_backbone_recipe_applies_to_that_backbone_only():
+    class Mine:
+        @hookimpl
+        def sslbench_register_methods(self, register):
+            from sslbench.builtin.methods.simclr import SimCLR
+
+            class Scoped(SimCLR):
+                recipes = {"fashion-mnist": {"pretrain": {"epochs": 30, "batch_size": 64}},
+                           "fashion-mnist/vit_tiny": {"pretrain": {"epochs": 3}}}
+
+            register("scoped", Scoped)
+
+    plugins = load_plugins(autoload=False, extra=[("mine", Mine())])
+    vit = resolve(plugins, "scoped", "vit_tiny", "fashion-mnist")
+    assert vit.pretrain.epochs == 3 and vit.pretrain.batch_size == 64  # both layers merged
+    assert vit.pretrain.optimizer.name == "adamw"  # the ViT's own recipe still underneath
+    assert resolve(plugins, "scoped", "resnet18", "fashion-mnist").pretrain.epochs == 30
+    assert resolve(plugins, "scoped", "vit_tiny", "digits").pretrain.epochs == 30  # ViT's
+    user = resolve(plugins, "scoped", "vit_tiny", "fashion-mnist", sets=["pretrain.epochs=1"])
+    assert user.pretrain.epochs == 1
+
+
 def test_a_third_party_backbone_recipe_is_applied_and_its_options_checked():
     def tiny(image_size, depth=2):
         if depth < 1:

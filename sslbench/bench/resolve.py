@@ -27,7 +27,8 @@ def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
                  config_file: Path | None = None, sets: list[str] = (),
                  overrides: dict[str, Any] | None = None) -> Cell:
     """Defaults < method "*" recipe < dataset recipe < backbone's dataset recipe < method's
-    dataset recipe < file < --set < explicit flags (``overrides``, dotted keys)."""
+    dataset recipe < method's ``"<dataset>/<backbone>"`` recipe < file < --set < explicit flags
+    (``overrides``, dotted keys)."""
     method_entry = catalog.entry("methods", method)
     backbone, model = split_backbone(backbone)
     backbone_entry = catalog.entry("backbones", backbone)
@@ -38,6 +39,9 @@ def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
              "data": {"name": dataset}}
     layers = [recipes.get("*"), dataset_entry.metadata.get("recipe"),
               backbone_recipes.get(dataset), recipes.get(dataset),
+              # a method's recipe for one backbone on that dataset: a ViT, or a multi-crop
+              # method's epochs on a backbone costlier than the ResNet its dataset recipe fits
+              recipes.get(f"{dataset}/{backbone}"),
               load_config_file(config_file) if config_file else None, parse_sets(sets),
               *(dotted_to_nested(k, v) for k, v in (overrides or {}).items() if v is not None),
               names]

@@ -9,7 +9,8 @@
   - ``views``: list of :class:`~sslbench.core.config.ViewSpec` (default: two standard views);
   - ``needs_labels`` (SupCon, supervised): the engine passes labels only then;
   - ``pretrains`` (False for the untrained ``random`` floor);
-  - ``recipes``: ``{"*": {...}, "<dataset>": {...}}`` partial run configs (the paper recipe);
+  - ``recipes``: ``{"*": {...}, "<dataset>": {...}, "<dataset>/<backbone>": {...}}`` partial
+    run configs (the paper recipe; the last applies to that backbone only);
   - ``backbone_requires``: names of attributes the backbone must have (MAE's
     ``("encode_visible",)``: a ViT); a cell whose backbone lacks one is a usage error.
 
@@ -174,7 +175,8 @@ class MethodTraits:
         recipes = getattr(method_cls, "recipes", {})
         if not (isinstance(recipes, dict)
                 and all(isinstance(k, str) and isinstance(v, dict) for k, v in recipes.items())):
-            raise ValueError('recipes must be a dict {"*" or dataset name: partial config dict}')
+            raise ValueError('recipes must be a dict {"*", "<dataset>" or "<dataset>/<backbone>": '
+                             'partial config dict}')
         requires = getattr(method_cls, "backbone_requires", ())
         if (not isinstance(requires, list | tuple)
                 or not all(isinstance(r, str) and r for r in requires)):

@@ -83,12 +83,12 @@ class DINOHead(nn.Module):
     """MLP (GELU), l2-normalised bottleneck, weight-normalised last layer of norm 1."""
 
     def __init__(self, in_dim: int, hidden_dim: int, bottleneck_dim: int, out_dim: int,
-                 layers: int = 3) -> None:
+                 layers: int = 3, batch_norm: bool = False) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (layers - 1)
         blocks: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:], strict=True):
-            blocks += [nn.Linear(a, b), nn.GELU()]
+            blocks += [nn.Linear(a, b), *([nn.BatchNorm1d(b)] if batch_norm else []), nn.GELU()]
         self.mlp = nn.Sequential(*blocks, nn.Linear(dims[-1], bottleneck_dim))
         # the direction ``v`` alone: DINO's weight norm with the gain fixed at 1
         self.last_layer = nn.Parameter(torch.empty(out_dim, bottleneck_dim))
@@ -104,6 +104,9 @@ class DINOConfig(StrictModel):
     bottleneck_dim: int = Field(256, ge=1)
     out_dim: int = Field(65536, ge=2, description="K, the number of output dimensions")
     head_layers: int = Field(3, ge=1)
+    # the reference code's ``--use_bn_in_head`` (off by default there too): BatchNorm after each
+    # hidden layer of the head
+    use_bn_in_head: bool = False
     student_temperature: float = Field(0.1, gt=0.0)
     teacher_temperature: float = Field(0.07, gt=0.0)
     warmup_teacher_temperature: float = Field(0.04, gt=0.0)
@@ -194,7 +197,7 @@ class DINO(nn.Module):
         self.cfg = cfg
         self.backbone = backbone
         self.head = DINOHead(backbone.feature_dim, cfg.hidden_dim, cfg.bottleneck_dim,
-                             cfg.out_dim, cfg.head_layers)
+                             cfg.out_dim, cfg.head_layers, cfg.use_bn_in_head)
         self.teacher_backbone = frozen_copy(backbone)
         self.teacher_head = frozen_copy(self.head)
         self.register_buffer("center", torch.zeros(1, cfg.out_dim))

@@ -35,7 +35,8 @@ def plugins(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed suite and CLI start-up benchmarks, then the ratio check against baseline.json.
+    """Speed suite, CLI start-up and online-monitoring benchmarks, then the ratio check
+    against baseline.json.
 
     ``SSLBENCH_BENCH_PRESET`` picks the sizes (cpu: default, a few minutes; smoke; gpu), other
     ``SSLBENCH_BENCH_*`` variables override one size each (see benchmarks/harness.py). Extra
@@ -46,6 +47,7 @@ def bench(session: nox.Session) -> None:
     os.makedirs(".benchmarks", exist_ok=True)  # git-ignored
     out = f".benchmarks/speed-{preset}.json"
     session.run("pytest", "-q", "-p", "no:cacheprovider", "benchmarks/test_speed.py",
-                "benchmarks/test_cli_startup.py", f"--benchmark-json={out}",
+                "benchmarks/test_cli_startup.py", "benchmarks/test_online.py",
+                f"--benchmark-json={out}",
                 env={"SSLBENCH_BENCH_PRESET": preset})
     session.run("python", "-m", "benchmarks.compare", out, "--preset", preset, *session.posargs)

@@ -103,4 +103,5 @@ def test_timm_colon_names_the_model_option(plugins):
 def test_vit_recipe_on_digits_uses_patch_2(plugins):
     cfg = resolve(plugins, "dino", "vit_tiny", "digits")
     assert cfg.backbone.model_extra == {"patch_size": 2}
-    assert [v.count for v in cfg.pretrain.views] == [1, 1, 4]  # the CPU multi-crop
+    assert [v.count for v in cfg.pretrain.views] == [1, 1]  # the CPU recipe's two crops
+    assert cfg.method.model_extra["use_bn_in_head"] is True

@@ -130,8 +130,17 @@ def multi_crop(local: int, local_size: float = 96 / 224, global_scale=(0.4, 1.0)
     return views
 
 
-_CPU_VIEWS = [v.model_dump() for v in multi_crop(4, 0.5, (0.3, 1.0), (0.1, 0.3))]
+# CPU recipes (quarter-width ResNet-18 at 8-16 px, a few hundred steps). Measured on
+# Fashion-MNIST: without BatchNorm in the head, every variant tried (SGD lr 0.3 / 0.03, LARS as
+# solo-learn's CIFAR recipe, teacher momentum 0.99 / 0.996 / 0.9995, teacher temperature 0.02 /
+# 0.04 / 0.07, K 1024 / 4096, last layer frozen or not, fp32 or bf16) collapsed to the uniform
+# distribution within three epochs (loss ln K): the random network's features are so alike that
+# the centred teacher is nearly flat. With ``use_bn_in_head`` it does not (the reference code's
+# option). Two crops, as in solo-learn's CIFAR recipe: four local crops of 8 px (half of 16)
+# ended 30 epochs at kNN 70.6 against 76.0 for two crops (floor 70.9), at 1.7x the cost.
+_CPU_VIEWS = [v.model_dump() for v in multi_crop(0, global_scale=(0.2, 1.0))]
 _CPU = {"method": {"hidden_dim": 512, "bottleneck_dim": 128, "out_dim": 1024,
+                   "use_bn_in_head": True,
                    "warmup_teacher_temperature_epochs": 5, "base_momentum": 0.99},
         "pretrain": {"views": _CPU_VIEWS}}
 
@@ -143,8 +152,7 @@ class DINO(nn.Module):
     views = multi_crop(10)
     recipes = {
         "digits": _CPU,
-        # six crops (two at full size, four at half): 30 epochs fit the 10 CPU minutes
-        "fashion-mnist": {**_CPU, "pretrain": {**_CPU["pretrain"], "epochs": 30}},
+        "fashion-mnist": _CPU,  # the backbone's epochs: 40 with a ResNet, 6 with a ViT
         # solo-learn's CIFAR config (scripts/pretrain/cifar/dino.yaml): ResNet-18, two
         # asymmetric views, K = 4096, tau 0.9995 -> 1, LARS lr 0.3 (eta 0.02, biases and norms
         # excluded), wd 1e-6, batch 256, 1000 epochs; teacher temperature as in the paper

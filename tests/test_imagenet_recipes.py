@@ -178,3 +178,19 @@ def test_dry_run_shows_the_recipe_without_the_data(tmp_path):
                  "warmup_lr: 3.0e-05", "name: step"):
         assert line in result.output
     assert not (tmp_path / "data").exists()  # nothing looked for, nothing downloaded
+
+
+@pytest.mark.parametrize(("method", "backbone", "batch", "lr", "wd", "options"), [
+    # solo-learn's dino_vit.yaml / mocov3_vit.yaml: AdamW, lr at batch 256 scaled to the batch
+    ("dino", "vit_tiny", 256, 5e-3, 1e-4, {"out_dim": 65536, "base_momentum": 0.9995}),
+    ("mocov3", "vit_small", 1024, 1.2e-3, 0.1, {"temperature": 0.2, "base_momentum": 0.99}),
+])
+def test_imagenet100_vit_recipes_sit_beside_the_resnet_ones(plugins, method, backbone, batch,
+                                                            lr, wd, options):
+    vit = resolve_cell(plugins.catalog, method, backbone, "imagenet100")
+    pretrain = vit.config.pretrain
+    assert (pretrain.epochs, pretrain.batch_size, pretrain.optimizer.name) == (400, batch, "adamw")
+    assert vit.pretraining.lr == pytest.approx(lr) and pretrain.optimizer.weight_decay == wd
+    assert {k: vit.method_options.model_dump()[k] for k in options} == options
+    resnet = cell(plugins, method, "imagenet100")  # the ResNet-18 recipe is untouched
+    assert resnet.config.pretrain.optimizer.name == "lars"

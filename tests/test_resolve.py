@@ -42,7 +42,7 @@ def test_method_recipe_beats_backbone_recipe_and_user_beats_both(plugins):
     assert mine.backbone.model_extra == {"width": 1} and mine.pretrain.epochs == 3
 
 
-def test_a_dataset_backbone_recipe_applies_to_that_backbone_only():
+def test_a_dataset_backbone_recipe_replaces_the_dataset_recipe_for_that_backbone():
     class Mine:
         @hookimpl
         def sslbench_register_methods(self, register):
@@ -56,7 +56,8 @@ def test_a_dataset_backbone_recipe_applies_to_that_backbone_only():
 
     plugins = load_plugins(autoload=False, extra=[("mine", Mine())])
     vit = resolve(plugins, "scoped", "vit_tiny", "fashion-mnist")
-    assert vit.pretrain.epochs == 3 and vit.pretrain.batch_size == 64  # both layers merged
+    assert vit.pretrain.epochs == 3  # in place of the dataset recipe, not merged over it:
+    assert vit.pretrain.batch_size == 128  # the dataset's own batch, not the method's 64
     assert vit.pretrain.optimizer.name == "adamw"  # the ViT's own recipe still underneath
     assert resolve(plugins, "scoped", "resnet18", "fashion-mnist").pretrain.epochs == 30
     assert resolve(plugins, "scoped", "vit_tiny", "digits").pretrain.epochs == 30  # ViT's

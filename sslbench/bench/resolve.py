@@ -27,7 +27,7 @@ def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
                  config_file: Path | None = None, sets: list[str] = (),
                  overrides: dict[str, Any] | None = None) -> Cell:
     """Defaults < method "*" recipe < dataset recipe < backbone's dataset recipe < method's
-    dataset recipe < method's ``"<dataset>/<backbone>"`` recipe < file < --set < explicit flags
+    ``"<dataset>/<backbone>"`` recipe, else its dataset recipe < file < --set < explicit flags
     (``overrides``, dotted keys)."""
     method_entry = catalog.entry("methods", method)
     backbone, model = split_backbone(backbone)
@@ -38,10 +38,10 @@ def resolve_cell(catalog: Catalog, method: str, backbone: str, dataset: str, *,
     names = {"method": {"name": method}, "backbone": {"name": backbone, **model},
              "data": {"name": dataset}}
     layers = [recipes.get("*"), dataset_entry.metadata.get("recipe"),
-              backbone_recipes.get(dataset), recipes.get(dataset),
-              # a method's recipe for one backbone on that dataset: a ViT, or a multi-crop
-              # method's epochs on a backbone costlier than the ResNet its dataset recipe fits
-              recipes.get(f"{dataset}/{backbone}"),
+              backbone_recipes.get(dataset),
+              # a method's recipe for one backbone on a dataset (a ViT recipe beside the ResNet
+              # one) replaces its recipe for the dataset: the two are different papers' settings
+              recipes.get(f"{dataset}/{backbone}", recipes.get(dataset)),
               load_config_file(config_file) if config_file else None, parse_sets(sets),
               *(dotted_to_nested(k, v) for k, v in (overrides or {}).items() if v is not None),
               names]

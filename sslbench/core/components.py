@@ -10,7 +10,7 @@
   - ``needs_labels`` (SupCon, supervised): the engine passes labels only then;
   - ``pretrains`` (False for the untrained ``random`` floor);
   - ``recipes``: ``{"*": {...}, "<dataset>": {...}, "<dataset>/<backbone>": {...}}`` partial
-    run configs (the paper recipe; the last applies to that backbone only);
+    run configs (the paper recipe; the last, for that backbone, replaces the dataset's);
   - ``backbone_requires``: names of attributes the backbone must have (MAE's
     ``("encode_visible",)``: a ViT); a cell whose backbone lacks one is a usage error.
 

@@ -181,6 +181,14 @@ class DINO(nn.Module):
                     "student_temperature": 0.1, "teacher_temperature": 0.07,
                     "warmup_teacher_temperature": 0.04, "warmup_teacher_temperature_epochs": 50,
                     "base_momentum": 0.9995, "final_momentum": 1.0}),
+        # solo-learn scripts/pretrain/imagenet-100/dino_vit.yaml: ViT-Tiny/16, K = 65536, tau
+        # 0.9995 -> 1, AdamW lr 5e-3 at batch 256 (128 x 2 devices), wd 1e-4, warm-up from 1e-5,
+        # 400 epochs, the asymmetric views. Not expressed: its unnormalised last layer
+        # (norm_last_layer False; sslbench's is always weight-normalised)
+        "imagenet100/vit_tiny": solo_imagenet100(
+            solo_optimizer("adamw", 5e-3, 1e-4), ASYMMETRIC, warmup_lr=1e-5,
+            method={"hidden_dim": 2048, "bottleneck_dim": 256, "out_dim": 65536,
+                    "base_momentum": 0.9995, "final_momentum": 1.0}),
         # the authors' ResNet-50 run (facebookresearch/dino README at 7c446df5, "ResNet-50 and
         # other convnets trainings": 100 epochs on 8 GPUs x 64 = batch 512, SGD lr 0.03 x batch /
         # 256, wd 1e-4 constant, global crops 0.14-1, local crops 0.05-0.14; main_dino.py's

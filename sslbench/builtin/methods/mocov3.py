@@ -100,6 +100,13 @@ class MoCoV3(nn.Module):
             solo_optimizer("lars", 0.3, 1e-6), ASYMMETRIC, linear_lr=0.3,
             method={"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 4096,
                     "temperature": 0.2, "base_momentum": 0.99, "final_momentum": 1.0}),
+        # solo-learn scripts/pretrain/imagenet-100/mocov3_vit.yaml: ViT-S/16 on 8 devices x 128 =
+        # batch 1024, AdamW lr 3e-4 at batch 256 (1.2e-3 at 1024), wd 0.1, 400 epochs, heads
+        # 4096 -> 256, temperature 0.2, tau 0.99 -> 1, the asymmetric views
+        "imagenet100/vit_small": solo_imagenet100(
+            solo_optimizer("adamw", 3e-4, 0.1), ASYMMETRIC, batch_size=1024,
+            method={"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 4096,
+                    "temperature": 0.2, "base_momentum": 0.99, "final_momentum": 1.0}),
         # the paper (Chen, Xie & He 2021), ResNet-50, its longest run (1000 epochs, 74.6%) as the
         # authors' CONFIG.md gives it (facebookresearch/moco-v3 at c349e6e2): batch 4096, LARS
         # lr 0.3 x batch / 256, wd 1.5e-6, momentum 0.996 -> 1 on a cosine, crops from 0.2 of the

@@ -179,9 +179,8 @@ class DINO(nn.Module):
         # asymmetric 224 px views (no local crops), head 2048 -> 256 -> K = 4096, teacher
         # temperature 0.04 -> 0.07 over 50 epochs (student 0.1: solo-learn's defaults), tau
         # 0.9995 -> 1, LARS lr 0.3 at batch 256, wd 1e-6; linear probe lr 0.3 (the dataset's, as
-        # scripts/linear/imagenet-100/dino.yaml). (Its ViT file, dino_vit.yaml, needs a
-        # method x backbone recipe, which sslbench's layers do not have: the paper's ViT
-        # settings are in the module docstring, to pass with --set.)
+        # scripts/linear/imagenet-100/dino.yaml). Its ViT file, dino_vit.yaml, is the
+        # "imagenet100/vit_tiny" recipe below.
         "imagenet100": solo_imagenet100(
             solo_optimizer("lars", 0.3, 1e-6), ASYMMETRIC, linear_lr=0.3,
             method={"hidden_dim": 2048, "bottleneck_dim": 256, "out_dim": 4096,

@@ -94,8 +94,8 @@ class MoCoV3(nn.Module):
         # solo-learn scripts/pretrain/imagenet-100/mocov3.yaml (see _recipes.py): ResNet-18,
         # projector 4096 -> 256, predictor 4096, temperature 0.2, tau 0.99 -> 1, LARS lr 0.3 at
         # batch 256, wd 1e-6, asymmetric views; linear probe lr 0.3 (the dataset's, as
-        # scripts/linear/imagenet-100/mocov3.yaml). (Its ViT file, mocov3_vit.yaml, would need
-        # a method x backbone recipe; the paper's ViT settings are in the module docstring.)
+        # scripts/linear/imagenet-100/mocov3.yaml). Its ViT file, mocov3_vit.yaml, is the
+        # "imagenet100/vit_small" recipe below.
         "imagenet100": solo_imagenet100(
             solo_optimizer("lars", 0.3, 1e-6), ASYMMETRIC, linear_lr=0.3,
             method={"proj_hidden_dim": 4096, "proj_dim": 256, "pred_hidden_dim": 4096,

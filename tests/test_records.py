@@ -77,3 +77,25 @@ def test_the_committed_registry_passes_the_read_checks():
     records, warnings = load_records(results)
     assert warnings == []
     assert len(records) == len(list(results.glob("*.json"))) > 0
+
+
+def test_git_dirty_is_about_the_code_not_the_results_it_wrote(tmp_path):
+    import subprocess
+
+    from sslbench.bench.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "pkg/code.py").write_text("x = 1\n")
+    (tmp_path / "results/r.json").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / "results/r.json").write_text('{"run": 2}\n')  # a run rewrote its record
+    assert git_state(tmp_path / "pkg")[1] is False
+    (tmp_path / "pkg/code.py").write_text("x = 2\n")  # the code itself changed
+    commit, dirty = git_state(tmp_path / "pkg")
+    assert dirty is True and len(commit) == 40

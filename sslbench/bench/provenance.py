@@ -14,7 +14,10 @@ from sslbench.core.records import Provenance
 
 
 def git_state(path: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout holding ``path``; (None, None) outside one."""
+    """(commit, dirty) of the git checkout holding ``path``; (None, None) outside one.
+
+    ``dirty`` asks about the files under ``path`` only (the sslbench package that ran): a
+    checkout whose committed ``results/`` a previous run just rewrote ran clean code."""
     def git(*args):
         return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True,
                               timeout=10)
@@ -22,7 +25,7 @@ def git_state(path: Path) -> tuple[str | None, bool | None]:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return None, None
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".")
         return head.stdout.strip(), bool(status.stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return None, None
